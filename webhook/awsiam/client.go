@@ -1,0 +1,62 @@
+// Package awsiam provides role trust policies for the ServiceAccount trust check: Source
+// reads them from IAM (GetRole, cached, one call per role at a time, errors in classes)
+// and DirSource from a directory of files for offline use.
+package awsiam
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+)
+
+// DefaultRegion is used when neither the caller nor the AWS configuration names a region.
+// IAM is global; in the aws partition its endpoint and signing region are us-east-1.
+const DefaultRegion = "us-east-1"
+
+// Retry policy of the IAM client: one retry at most, after a short pause, so a lookup
+// fits its CallTimeout. Callers cache failures, so retrying harder here buys little.
+const (
+	MaxAttempts = 2
+	MaxBackoff  = 300 * time.Millisecond
+)
+
+// NewClient builds an IAM client from the default AWS configuration: the default
+// credential chain (environment, shared files, web identity / IRSA, container and EC2
+// roles), and AWS_ENDPOINT_URL_IAM / AWS_ENDPOINT_URL / the shared config's endpoint
+// settings, which this SDK version resolves itself (iam.NewFromConfig reads them). region
+// may be empty: then AWS_REGION / the profile's region, else DefaultRegion. optFns are
+// applied after NewClient's own (tests use them for static credentials and an endpoint).
+func NewClient(ctx context.Context, region string, optFns ...func(*config.LoadOptions) error) (*iam.Client, error) {
+	opts := []func(*config.LoadOptions) error{
+		config.WithRetryer(newRetryer),
+	}
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	opts = append(opts, optFns...)
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration for IAM: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = DefaultRegion
+	}
+	return iam.NewFromConfig(cfg), nil
+}
+
+// newRetryer is the SDK's standard retryer with MaxAttempts and MaxBackoff, and without
+// the client-side retry quota: concurrency is already bounded by the Source, and a
+// drained quota would turn throttling into opaque quota errors.
+func newRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = MaxAttempts
+		o.MaxBackoff = MaxBackoff
+		o.RateLimiter = ratelimit.None
+	})
+}

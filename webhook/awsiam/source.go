@@ -1,0 +1,300 @@
+package awsiam
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+)
+
+// Defaults for Options.
+const (
+	// DefaultTTL is how long a fetched trust policy is reused. Trust policies change
+	// rarely, and a change only matters for the next ServiceAccount admission.
+	DefaultTTL = 10 * time.Minute
+	// DefaultNegativeTTL is how long "role does not exist" and "access denied" are reused.
+	DefaultNegativeTTL = time.Minute
+	// MaxTransientErrorTTL caps how long "throttled" and "unavailable" are reused: long
+	// enough that a burst of admissions during an IAM outage or throttling costs one call
+	// per role, short enough that recovery is seen quickly. The effective value is
+	// min(NegativeTTL, MaxTransientErrorTTL).
+	MaxTransientErrorTTL = 10 * time.Second
+	// DefaultMaxConcurrency bounds concurrent GetRole calls across all roles.
+	DefaultMaxConcurrency = 8
+	// DefaultCallTimeout is the deadline of one GetRole call, the SDK's retry included
+	// (waiting for a call slot has its own, equal bound). Callers bound their own wait
+	// with their ctx; this bounds how long a call may hold a slot.
+	DefaultCallTimeout = 2 * time.Second
+)
+
+// maxEntries bounds the cache: ServiceAccounts can name arbitrary ARNs, and every distinct
+// one leaves an entry. Past the bound, expired entries are dropped first, then random ones.
+const maxEntries = 10000
+
+// Client is the part of *iam.Client the Source uses.
+type Client interface {
+	GetRole(ctx context.Context, params *iam.GetRoleInput, optFns ...func(*iam.Options)) (*iam.GetRoleOutput, error)
+}
+
+// Options configure a Source. Zero values mean the defaults above.
+type Options struct {
+	Client         Client           // required; NewClient builds the real one
+	TTL            time.Duration    // positive cache (DefaultTTL)
+	NegativeTTL    time.Duration    // not found / access denied cache (DefaultNegativeTTL)
+	MaxConcurrency int              // concurrent GetRole calls (DefaultMaxConcurrency)
+	CallTimeout    time.Duration    // deadline of one GetRole call (DefaultCallTimeout)
+	Now            func() time.Time // clock for cache expiry (time.Now)
+}
+
+// Source fetches trust policies with IAM GetRole, caches them (and failures) per role ARN,
+// and makes at most one call per role at a time. It is safe for concurrent use.
+type Source struct {
+	client       Client
+	ttl          time.Duration
+	negativeTTL  time.Duration
+	transientTTL time.Duration
+	callTimeout  time.Duration
+	now          func() time.Time
+	slots        chan struct{} // semaphore bounding concurrent GetRole calls
+	flights      singleflight.Group
+
+	mu    sync.RWMutex
+	cache map[string]entry // by canonical role ARN
+}
+
+type entry struct {
+	doc     string
+	err     *Error // nil on success
+	expires time.Time
+}
+
+// New validates o, fills in defaults and returns a Source. ctx is unused today; it is
+// there so construction can later do I/O (such as a credentials check) without an API
+// change.
+func New(ctx context.Context, o Options) (*Source, error) {
+	var problems []string
+	if o.Client == nil {
+		problems = append(problems, "Client is required")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"TTL", o.TTL}, {"NegativeTTL", o.NegativeTTL}, {"CallTimeout", o.CallTimeout}} {
+		if d.v < 0 {
+			problems = append(problems, fmt.Sprintf("%s must not be negative, got %s", d.name, d.v))
+		}
+	}
+	if o.MaxConcurrency < 0 {
+		problems = append(problems, fmt.Sprintf("MaxConcurrency must not be negative, got %d", o.MaxConcurrency))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("configure IAM trust source: %s", strings.Join(problems, "; "))
+	}
+	s := &Source{
+		client:      o.Client,
+		ttl:         orDefault(o.TTL, DefaultTTL),
+		negativeTTL: orDefault(o.NegativeTTL, DefaultNegativeTTL),
+		callTimeout: orDefault(o.CallTimeout, DefaultCallTimeout),
+		now:         o.Now,
+		cache:       map[string]entry{},
+	}
+	s.transientTTL = min(s.negativeTTL, MaxTransientErrorTTL)
+	if s.now == nil {
+		s.now = time.Now
+	}
+	n := o.MaxConcurrency
+	if n == 0 {
+		n = DefaultMaxConcurrency
+	}
+	s.slots = make(chan struct{}, n)
+	return s, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// TrustPolicy returns the trust policy (AssumeRolePolicyDocument) of the role as plain
+// JSON, decoded from IAM's URL encoding exactly once. Errors are *Error, classed as
+// ErrInvalidARN, ErrNotFound, ErrAccessDenied, ErrThrottled or ErrUnavailable.
+//
+// Concurrent lookups of one role share one GetRole call. The call runs under its own
+// deadline (CallTimeout), detached from ctx, so its answer is cached even if every caller
+// gave up; a caller whose ctx ends first returns at once with ErrUnavailable.
+func (s *Source) TrustPolicy(ctx context.Context, roleARN string) (string, error) {
+	// Only parsed ARNs are ever stored, and a valid ARN is its own canonical form, so the
+	// hot path looks up before parsing.
+	if doc, e, ok := s.lookup(roleARN); ok {
+		return result(doc, e)
+	}
+	a, err := irsa.ParseRoleARN(roleARN)
+	if err != nil {
+		return "", &Error{RoleARN: roleARN, Class: ErrInvalidARN, Err: err}
+	}
+	key := a.String()
+	ch := s.flights.DoChan(key, func() (any, error) {
+		doc, e := s.fetch(ctx, a)
+		if e != nil {
+			return "", e
+		}
+		return doc, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", r.Err
+		}
+		return r.Val.(string), nil
+	case <-ctx.Done():
+		return "", &Error{RoleARN: key, Class: ErrUnavailable, Detail: "gave up waiting for IAM", Err: ctx.Err()}
+	}
+}
+
+// result converts a cached outcome, avoiding a typed-nil error.
+func result(doc string, e *Error) (string, error) {
+	if e != nil {
+		return "", e
+	}
+	return doc, nil
+}
+
+// lookup returns the cached outcome for key if it has not expired.
+func (s *Source) lookup(key string) (string, *Error, bool) {
+	s.mu.RLock()
+	e, ok := s.cache[key]
+	s.mu.RUnlock()
+	if !ok || !s.now().Before(e.expires) {
+		return "", nil, false
+	}
+	return e.doc, e.err, true
+}
+
+// fetch runs inside a singleflight flight: one per role at a time.
+func (s *Source) fetch(callerCtx context.Context, a irsa.RoleARN) (string, *Error) {
+	key := a.String()
+	// A flight that just finished stored its outcome before leaving the group; a caller
+	// that missed the cache a moment before must not call IAM again.
+	if doc, e, ok := s.lookup(key); ok {
+		return doc, e
+	}
+	// Waiting for a slot and the call each get CallTimeout: a busy local queue must not
+	// eat the call's time and then be cached as an IAM timeout. Callers do not wait
+	// longer than their own ctx either way.
+	detached := context.WithoutCancel(callerCtx)
+	wait := time.NewTimer(s.callTimeout)
+	defer wait.Stop()
+	select {
+	case s.slots <- struct{}{}:
+	case <-wait.C:
+		// A local queue, not an IAM answer: not cached.
+		return "", &Error{RoleARN: key, Class: ErrUnavailable,
+			Detail: fmt.Sprintf("all %d IAM call slots stayed busy for %s", cap(s.slots), s.callTimeout)}
+	}
+	ctx, cancel := context.WithTimeout(detached, s.callTimeout)
+	doc, e := s.getRole(ctx, a)
+	cancel()
+	<-s.slots
+	s.store(key, doc, e)
+	return doc, e
+}
+
+// getRole calls IAM and turns its answer into the decoded trust policy.
+func (s *Source) getRole(ctx context.Context, a irsa.RoleARN) (string, *Error) {
+	key := a.String()
+	out, err := s.client.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(a.Name)})
+	if err != nil {
+		return "", classify(key, err)
+	}
+	if out == nil || out.Role == nil || aws.ToString(out.Role.Arn) == "" {
+		return "", &Error{RoleARN: key, Class: ErrUnavailable, Detail: "IAM's GetRole answer has no role"}
+	}
+	if got := aws.ToString(out.Role.Arn); !sameRole(got, a) {
+		return "", &Error{RoleARN: key, Class: ErrNotFound,
+			Detail: fmt.Sprintf("IAM's role named %q is %q, in another path or account", a.Name, got)}
+	}
+	enc := aws.ToString(out.Role.AssumeRolePolicyDocument)
+	if enc == "" {
+		return "", &Error{RoleARN: key, Class: ErrUnavailable, Detail: "IAM's GetRole answer has no trust policy"}
+	}
+	// IAM percent-encodes the document per RFC 3986 and the SDK hands it over as is.
+	// PathUnescape is RFC 3986 decoding: unlike QueryUnescape it keeps a literal '+' a
+	// '+' (IAM always sends '+' as %2B and ' ' as %20, so the two agree on real answers).
+	// Decoding once turns %252F back into the %2F the author wrote.
+	doc, err := url.PathUnescape(enc)
+	if err != nil {
+		return "", &Error{RoleARN: key, Class: ErrUnavailable, Detail: "decode the trust policy IAM returned", Err: err}
+	}
+	return doc, nil
+}
+
+// sameRole reports whether IAM's ARN names the requested role. GetRole looks up by name
+// only (in the caller's account), so the path and account are checked here. Role names
+// are compared without case, as IAM treats them; a needless mismatch here would report
+// a working role as missing.
+func sameRole(got string, want irsa.RoleARN) bool {
+	g, err := irsa.ParseRoleARN(got)
+	if err != nil {
+		return false
+	}
+	return g.Partition == want.Partition && g.AccountID == want.AccountID &&
+		g.Path == want.Path && strings.EqualFold(g.Name, want.Name)
+}
+
+// store caches an outcome: successes for TTL, not found / access denied for NegativeTTL,
+// throttled / unavailable for min(NegativeTTL, MaxTransientErrorTTL).
+func (s *Source) store(key, doc string, e *Error) {
+	ttl := s.ttl
+	if e != nil {
+		ttl = s.negativeTTL
+		if transient(e.Class) {
+			ttl = s.transientTTL
+		}
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.cache[key]; !ok && len(s.cache) >= maxEntries {
+		s.evictLocked(now)
+	}
+	s.cache[key] = entry{doc: doc, err: e, expires: now.Add(ttl)}
+}
+
+// evictLocked drops expired entries, then, if still full, arbitrary ones (map order is
+// random) down to 90% of maxEntries.
+func (s *Source) evictLocked(now time.Time) {
+	for k, e := range s.cache {
+		if !now.Before(e.expires) {
+			delete(s.cache, k)
+		}
+	}
+	for k := range s.cache {
+		if len(s.cache) < maxEntries*9/10 {
+			break
+		}
+		delete(s.cache, k)
+	}
+}
+
+// TrustSource is what the ServiceAccount trust check needs; *Source and *DirSource
+// satisfy it. The text is plain JSON from *Source and the file's text as is from
+// *DirSource (plain or URL-encoded JSON): pass either through trustpolicy.Parse, which
+// accepts both.
+type TrustSource interface {
+	TrustPolicy(ctx context.Context, roleARN string) (string, error)
+}
+
+var (
+	_ TrustSource = (*Source)(nil)
+	_ TrustSource = (*DirSource)(nil)
+)

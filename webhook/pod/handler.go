@@ -1,0 +1,108 @@
+package pod
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
+	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+)
+
+// ServiceAccounts finds a ServiceAccount's name, namespace and annotations. found is false
+// when it does not exist; err reports trouble finding out.
+type ServiceAccounts interface {
+	ServiceAccount(ctx context.Context, namespace, name string) (sa irsa.Object, found bool, err error)
+}
+
+// Handler is the admission handler for pod creation. It never calls AWS and never denies:
+// any trouble of its own admits the pod unchanged with a warning and a metric.
+type Handler struct {
+	Defaults           irsa.Defaults
+	ServiceAccounts    ServiceAccounts
+	ExcludedNamespaces []string
+	Metrics            *admission.Metrics
+	Log                logr.Logger
+}
+
+// WarningPrefix starts every admission warning, so users know which webhook said it.
+const WarningPrefix = "irsa-webhook: "
+
+var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
+
+// Handle implements admission.Handler.
+func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	resp, outcome := h.handle(ctx, req)
+	h.Metrics.PodMutations.WithLabelValues(string(outcome)).Inc()
+	return resp
+}
+
+func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, irsa.Outcome) {
+	if req.Resource != podResource || req.SubResource != "" || req.Operation != admissionv1.Create {
+		return admission.AllowWithWarnings(fmt.Sprintf(WarningPrefix+"only pod creation is handled, got %s %s/%s; admitted unchanged",
+			req.Operation, req.Resource.Resource, req.SubResource)), irsa.Skipped
+	}
+	if slices.Contains(h.ExcludedNamespaces, req.Namespace) {
+		return admission.AllowWithWarnings(), irsa.Excluded
+	}
+	var p corev1.Pod
+	if err := json.Unmarshal(req.Object.Raw, &p); err != nil {
+		return admission.AllowWithWarnings(WarningPrefix + "cannot decode the pod (" + err.Error() + "); admitted unchanged, no AWS credentials injected"), irsa.InternalError
+	}
+	podObj := irsa.Object{Namespace: req.Namespace, Name: podName(&p), Annotations: p.Annotations, Labels: p.Labels}
+	if _, skip := p.Labels[irsa.Key(h.Defaults.AnnotationPrefix, irsa.SkipPodLabel)]; skip {
+		return admission.AllowWithWarnings(), irsa.Skipped
+	}
+	saName := ServiceAccountName(&p.Spec)
+	sa, found, err := h.ServiceAccounts.ServiceAccount(ctx, req.Namespace, saName)
+	switch {
+	case err != nil:
+		h.Log.Error(err, "service account lookup failed; pod admitted unchanged", "namespace", req.Namespace, "serviceAccount", saName)
+		return admission.AllowWithWarnings(fmt.Sprintf(WarningPrefix+"could not look up serviceaccount %s/%s (%v); admitted without AWS credentials", req.Namespace, saName, err)), irsa.InternalError
+	case !found:
+		return admission.AllowWithWarnings(fmt.Sprintf(WarningPrefix+"serviceaccount %s/%s not found; admitted without AWS credentials", req.Namespace, saName)), irsa.MissingServiceAccount
+	}
+	cfg, outcome, warnings := irsa.ConfigFor(sa, podObj, h.Defaults)
+	for i, w := range warnings {
+		warnings[i] = WarningPrefix + w
+	}
+	if outcome != irsa.Mutated {
+		return admission.AllowWithWarnings(warnings...), outcome
+	}
+	ops := Mutate(&p.Spec, cfg, "/spec")
+	if len(ops) == 0 {
+		return admission.AllowWithWarnings(warnings...), irsa.Unchanged
+	}
+	patch, err := json.Marshal(ops)
+	if err != nil {
+		return admission.AllowWithWarnings(WarningPrefix + "cannot encode the patch (" + err.Error() + "); admitted unchanged"), irsa.InternalError
+	}
+	resp := admission.AllowWithWarnings(warnings...)
+	resp.Patch = patch
+	return resp, irsa.Mutated
+}
+
+// ServiceAccountName is the pod's ServiceAccount: spec.serviceAccountName, else the
+// deprecated spec.serviceAccount, else "default" (what the API server will assign).
+func ServiceAccountName(spec *corev1.PodSpec) string {
+	switch {
+	case spec.ServiceAccountName != "":
+		return spec.ServiceAccountName
+	case spec.DeprecatedServiceAccount != "":
+		return spec.DeprecatedServiceAccount
+	}
+	return "default"
+}
+
+func podName(p *corev1.Pod) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.GenerateName + "*"
+}
