@@ -35,46 +35,46 @@ func ParseRoleARN(s string) (RoleARN, error) {
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= ' ' || c >= 0x7f {
-			return a, fmt.Errorf("role ARN %q contains a space, control or non-ASCII character at offset %d", s, i)
+			return a, fmt.Errorf("role ARN %s contains a space, control or non-ASCII character at offset %d", quoteShort(s), i)
 		}
 	}
 	parts := strings.SplitN(s, ":", 6)
 	if len(parts) != 6 || parts[0] != "arn" {
-		return a, fmt.Errorf("role ARN %q is not of the form arn:<partition>:iam::<account-id>:role/<name>", s)
+		return a, fmt.Errorf("role ARN %s is not of the form arn:<partition>:iam::<account-id>:role/<name>", quoteShort(s))
 	}
 	partition, service, region, account, resource := parts[1], parts[2], parts[3], parts[4], parts[5]
 	if !validPartition(partition) {
-		return a, fmt.Errorf("role ARN %q has an invalid partition %q", s, partition)
+		return a, fmt.Errorf("role ARN %s has an invalid partition %s", quoteShort(s), quoteShort(partition))
 	}
 	if service != "iam" {
-		return a, fmt.Errorf("role ARN %q names service %q, want iam", s, service)
+		return a, fmt.Errorf("role ARN %s names service %s, want iam", quoteShort(s), quoteShort(service))
 	}
 	if region != "" {
-		return a, fmt.Errorf("role ARN %q has a region %q; IAM ARNs have none", s, region)
+		return a, fmt.Errorf("role ARN %s has a region %s; IAM ARNs have none", quoteShort(s), quoteShort(region))
 	}
 	if len(account) != 12 || !allDigits(account) {
-		return a, fmt.Errorf("role ARN %q has account %q, want 12 digits", s, account)
+		return a, fmt.Errorf("role ARN %s has account %s, want 12 digits", quoteShort(s), quoteShort(account))
 	}
 	rest, ok := strings.CutPrefix(resource, "role/")
 	if !ok {
-		return a, fmt.Errorf("role ARN %q does not name a role (resource %q must start with role/)", s, resource)
+		return a, fmt.Errorf("role ARN %s does not name a role (resource %s must start with role/)", quoteShort(s), quoteShort(resource))
 	}
 	slash := strings.LastIndexByte(rest, '/')
 	path, name := "/"+rest[:slash+1], rest[slash+1:]
 	if name == "" || len(name) > maxRoleNameLen {
-		return a, fmt.Errorf("role ARN %q: role name must be 1-%d characters", s, maxRoleNameLen)
+		return a, fmt.Errorf("role ARN %s: role name must be 1-%d characters", quoteShort(s), maxRoleNameLen)
 	}
 	if len(path) > maxRolePathLen || strings.Contains(path, "//") {
-		return a, fmt.Errorf("role ARN %q: invalid role path %q", s, path)
+		return a, fmt.Errorf("role ARN %s: invalid role path %s", quoteShort(s), quoteShort(path))
 	}
 	for _, c := range []byte(name) {
 		if !roleNameChar(c) {
-			return a, fmt.Errorf("role ARN %q: role name has invalid character %q", s, c)
+			return a, fmt.Errorf("role ARN %s: role name has invalid character %q", quoteShort(s), c)
 		}
 	}
 	for _, c := range []byte(path) {
 		if c != '/' && !roleNameChar(c) {
-			return a, fmt.Errorf("role ARN %q: role path has invalid character %q", s, c)
+			return a, fmt.Errorf("role ARN %s: role path has invalid character %q", quoteShort(s), c)
 		}
 	}
 	return RoleARN{Partition: partition, AccountID: account, Path: path, Name: name}, nil

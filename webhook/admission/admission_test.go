@@ -1,0 +1,133 @@
+package admission_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
+)
+
+const validReview = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"ns","operation":"CREATE","userInfo":{},"object":{"apiVersion":"v1","kind":"Pod"}}}`
+
+func allow(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	return admission.AllowWithWarnings()
+}
+
+func TestServeHTTPBadRequests(t *testing.T) {
+	tests := []struct {
+		name        string
+		method      string
+		contentType string
+		body        string
+		wantStatus  int
+		wantMessage string
+	}{
+		{"get method", http.MethodGet, "application/json", validReview, http.StatusMethodNotAllowed, "method GET not allowed"},
+		{"wrong content type", http.MethodPost, "text/plain", validReview, http.StatusUnsupportedMediaType, `content type "text/plain" not supported`},
+		{"no content type", http.MethodPost, "", validReview, http.StatusUnsupportedMediaType, "want application/json"},
+		{"empty body", http.MethodPost, "application/json", "", http.StatusBadRequest, "request body is empty"},
+		{"not json", http.MethodPost, "application/json", "hello", http.StatusBadRequest, "decode AdmissionReview"},
+		{"json array", http.MethodPost, "application/json", "[]", http.StatusBadRequest, "decode AdmissionReview"},
+		{"truncated json", http.MethodPost, "application/json", validReview[:40], http.StatusBadRequest, "decode AdmissionReview"},
+		{"no request", http.MethodPost, "application/json", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, http.StatusBadRequest, "request is missing"},
+		{"v1beta1", http.MethodPost, "application/json", strings.Replace(validReview, "admission.k8s.io/v1", "admission.k8s.io/v1beta1", 1), http.StatusBadRequest, "want admission.k8s.io/v1 AdmissionReview"},
+		{"wrong kind", http.MethodPost, "application/json", strings.Replace(validReview, `"kind":"AdmissionReview"`, `"kind":"Pod"`, 1), http.StatusBadRequest, "want admission.k8s.io/v1 AdmissionReview"},
+		{"no uid", http.MethodPost, "application/json", strings.Replace(validReview, `"uid":"u-1",`, "", 1), http.StatusBadRequest, "request.uid is missing"},
+		{"over the size limit", http.MethodPost, "application/json", `{"x":"` + strings.Repeat("a", admission.MaxBodyBytes) + `"}`, http.StatusRequestEntityTooLarge, "exceeds"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := admission.NewMetrics(nil)
+			s := admission.NewServer("pod", admission.HandlerFunc(allow), logr.Discard(), m)
+			req := httptest.NewRequest(tc.method, "/mutate-v1-pod", strings.NewReader(tc.body))
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status %d, want %d (body %q)", rec.Code, tc.wantStatus, rec.Body)
+			}
+			if !strings.Contains(rec.Body.String(), tc.wantMessage) {
+				t.Errorf("body %q does not say %q", rec.Body, tc.wantMessage)
+			}
+			if got := testutil.ToFloat64(m.Requests.WithLabelValues("pod", admission.ResultBadRequest)); got != 1 {
+				t.Errorf("bad_request metric = %v, want 1", got)
+			}
+		})
+	}
+}
+
+func TestServeHTTPAnswers(t *testing.T) {
+	patch := []byte(`[{"op":"add","path":"/metadata/labels","value":{"a":"b"}}]`)
+	tests := []struct {
+		name        string
+		handler     admission.HandlerFunc
+		contentType string
+		wantAllowed bool
+		wantPatch   bool
+		wantWarning string
+		wantResult  string
+	}{
+		{"allowed", allow, "application/json", true, false, "", admission.ResultAllowed},
+		{"content type with charset", allow, "application/json; charset=utf-8", true, false, "", admission.ResultAllowed},
+		{"mutated", func(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+			r := admission.AllowWithWarnings("w")
+			r.Patch = patch
+			return r
+		}, "application/json", true, true, "w", admission.ResultMutated},
+		{"denied", func(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+			return admission.Deny(http.StatusForbidden, "Forbidden", "no")
+		}, "application/json", false, false, "", admission.ResultDenied},
+		{"panic is allowed with a warning", func(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+			var m map[string]int
+			m["boom"]++
+			return nil
+		}, "application/json", true, false, "internal error", admission.ResultAllowed},
+		{"nil answer is allowed with a warning", func(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+			return nil
+		}, "application/json", true, false, "internal error", admission.ResultAllowed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := admission.NewMetrics(nil)
+			s := admission.NewServer("pod", tc.handler, logr.Discard(), m)
+			req := httptest.NewRequest(http.MethodPost, "/mutate-v1-pod", bytes.NewReader([]byte(validReview)))
+			req.Header.Set("Content-Type", tc.contentType)
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			var out admissionv1.AdmissionReview
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+				t.Fatal(err)
+			}
+			r := out.Response
+			if r == nil || r.UID != "u-1" || out.APIVersion != "admission.k8s.io/v1" || out.Kind != "AdmissionReview" {
+				t.Fatalf("malformed answer %s", rec.Body)
+			}
+			if r.Allowed != tc.wantAllowed {
+				t.Errorf("allowed = %v, want %v", r.Allowed, tc.wantAllowed)
+			}
+			if gotPatch := len(r.Patch) > 0; gotPatch != tc.wantPatch || (gotPatch && (r.PatchType == nil || *r.PatchType != admissionv1.PatchTypeJSONPatch)) {
+				t.Errorf("patch = %s (type %v), want patch %v", r.Patch, r.PatchType, tc.wantPatch)
+			}
+			if tc.wantWarning != "" && (len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], tc.wantWarning)) {
+				t.Errorf("warnings = %q, want one containing %q", r.Warnings, tc.wantWarning)
+			}
+			if got := testutil.ToFloat64(m.Requests.WithLabelValues("pod", tc.wantResult)); got != 1 {
+				t.Errorf("metric result %s = %v, want 1", tc.wantResult, got)
+			}
+		})
+	}
+}

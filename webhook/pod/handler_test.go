@@ -1,0 +1,125 @@
+package pod_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
+	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+	"github.com/irsa-webhook/irsa-webhook/webhook/pod"
+)
+
+const testRole = "arn:aws:iam::123456789012:role/S3WriterRole"
+
+type failingLookup struct{}
+
+func (failingLookup) ServiceAccount(context.Context, string, string) (irsa.Object, bool, error) {
+	return irsa.Object{}, false, errors.New("connection refused")
+}
+
+func saWith(ann map[string]string) irsa.Object {
+	return irsa.Object{Namespace: "production", Name: "s3-writer", Annotations: ann}
+}
+
+func podJSON(annotations string, containers int) string {
+	var cs []string
+	for i := range containers {
+		cs = append(cs, fmt.Sprintf(`{"name":"c%d","image":"app:1"}`, i))
+	}
+	return `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"production","annotations":{` + annotations + `}},` +
+		`"spec":{"serviceAccountName":"s3-writer","containers":[` + strings.Join(cs, ",") + `]}}`
+}
+
+// TestHandlerAnswers checks the answer for every kind of odd input: a clear warning and an
+// allowed pod, never a denial, a 5xx or a panic.
+func TestHandlerAnswers(t *testing.T) {
+	tests := []struct {
+		name        string
+		sas         pod.ServiceAccounts
+		req         func(*admissionv1.AdmissionRequest)
+		wantPatch   bool
+		wantWarning string // substring of the only warning; "" = no warning
+		wantOutcome irsa.Outcome
+	}{
+		{name: "mutated", wantPatch: true, wantOutcome: irsa.Mutated},
+		{name: "another kind", req: func(r *admissionv1.AdmissionRequest) {
+			r.Resource = metav1.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+		}, wantWarning: "only pod creation is handled", wantOutcome: irsa.Skipped},
+		{name: "update", req: func(r *admissionv1.AdmissionRequest) { r.Operation = admissionv1.Update },
+			wantWarning: "only pod creation is handled", wantOutcome: irsa.Skipped},
+		{name: "subresource", req: func(r *admissionv1.AdmissionRequest) { r.SubResource = "ephemeralcontainers" },
+			wantWarning: "only pod creation is handled", wantOutcome: irsa.Skipped},
+		{name: "excluded namespace", req: func(r *admissionv1.AdmissionRequest) { r.Namespace = "kube-system" }, wantOutcome: irsa.Excluded},
+		{name: "invalid pod object", req: func(r *admissionv1.AdmissionRequest) { r.Object.Raw = []byte(`{"spec":{"containers":"nope"}}`) },
+			wantWarning: "cannot decode the pod", wantOutcome: irsa.InternalError},
+		{name: "missing service account", sas: fakeServiceAccounts{}, wantWarning: "serviceaccount production/s3-writer not found", wantOutcome: irsa.MissingServiceAccount},
+		{name: "lookup error", sas: failingLookup{}, wantWarning: "could not look up serviceaccount", wantOutcome: irsa.InternalError},
+		{name: "role ARN with a newline", sas: fakeServiceAccounts{"production/s3-writer": saWith(map[string]string{"eks.amazonaws.com/role-arn": testRole + "\nAWS_SECRET=x"})},
+			wantWarning: "control or non-ASCII character", wantOutcome: irsa.InvalidAnnotation},
+		{name: "role ARN with quotes", sas: fakeServiceAccounts{"production/s3-writer": saWith(map[string]string{"eks.amazonaws.com/role-arn": `arn:aws:iam::123456789012:role/"x"`})},
+			wantWarning: "invalid character", wantOutcome: irsa.InvalidAnnotation},
+		{name: "role ARN of 100 KB with invalid UTF-8", sas: fakeServiceAccounts{"production/s3-writer": saWith(map[string]string{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/\xff" + strings.Repeat("a", 100<<10)})},
+			wantWarning: "non-ASCII", wantOutcome: irsa.InvalidAnnotation},
+		{name: "token expiration -1", req: withPod(podJSON(`"eks.amazonaws.com/token-expiration":"-1"`, 1)), wantPatch: true, wantWarning: "raised to the minimum of 600", wantOutcome: irsa.Mutated},
+		{name: "token expiration 1e9", req: withPod(podJSON(`"eks.amazonaws.com/token-expiration":"1e9"`, 1)), wantPatch: true, wantWarning: `"1e9" ignored`, wantOutcome: irsa.Mutated},
+		{name: "token expiration 0x10", req: withPod(podJSON(`"eks.amazonaws.com/token-expiration":"0x10"`, 1)), wantPatch: true, wantWarning: `"0x10" ignored`, wantOutcome: irsa.Mutated},
+		{name: "100 KB annotation value", req: withPod(podJSON(`"eks.amazonaws.com/token-expiration":"`+strings.Repeat("9", 100<<10)+`"`, 1)), wantPatch: true, wantWarning: "ignored", wantOutcome: irsa.Mutated},
+		{name: "invalid UTF-8 in an annotation", req: withPod(podJSON("\"eks.amazonaws.com/skip-containers\":\"\xff\xfe\"", 1)), wantPatch: true, wantOutcome: irsa.Mutated},
+		{name: "1000 containers", req: withPod(podJSON("", 1000)), wantPatch: true, wantOutcome: irsa.Mutated},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sas := tc.sas
+			if sas == nil {
+				sas = fakeServiceAccounts{"production/s3-writer": saWith(map[string]string{"eks.amazonaws.com/role-arn": testRole})}
+			}
+			m := admission.NewMetrics(nil)
+			h := &pod.Handler{Defaults: irsa.NewDefaults(), ServiceAccounts: sas, ExcludedNamespaces: []string{"kube-system"}, Metrics: m, Log: logr.Discard()}
+			req := &admissionv1.AdmissionRequest{
+				UID:       "u",
+				Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+				Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+				Namespace: "production",
+				Operation: admissionv1.Create,
+				Object:    runtime.RawExtension{Raw: []byte(podJSON("", 1))},
+			}
+			if tc.req != nil {
+				tc.req(req)
+			}
+			resp := h.Handle(context.Background(), req)
+			if !resp.Allowed {
+				t.Fatalf("denied: %+v", resp.Result)
+			}
+			if got := len(resp.Patch) > 0; got != tc.wantPatch {
+				t.Errorf("patched = %v, want %v", got, tc.wantPatch)
+			}
+			switch {
+			case tc.wantWarning == "" && len(resp.Warnings) > 0:
+				t.Errorf("unexpected warnings %q", resp.Warnings)
+			case tc.wantWarning != "" && (len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], tc.wantWarning)):
+				t.Errorf("warnings = %q, want one containing %q", resp.Warnings, tc.wantWarning)
+			}
+			for _, w := range resp.Warnings {
+				if len(w) > 1024 {
+					t.Errorf("warning of %d bytes; user values must be cut short", len(w))
+				}
+			}
+			if got := testutil.ToFloat64(m.PodMutations.WithLabelValues(string(tc.wantOutcome))); got != 1 {
+				t.Errorf("outcome %s counted %v times, want 1", tc.wantOutcome, got)
+			}
+		})
+	}
+}
+
+func withPod(js string) func(*admissionv1.AdmissionRequest) {
+	return func(r *admissionv1.AdmissionRequest) { r.Object.Raw = []byte(js) }
+}
