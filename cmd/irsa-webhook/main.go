@@ -89,6 +89,7 @@ Usage:
   irsa-webhook serve   [flags]                      run the admission webhook
   irsa-webhook mutate  --service-account SA.yaml [flags] FILE|-
                                                     print what the webhook would do to a manifest
+  irsa-webhook trust   check|policy|audit [flags]   check that IAM roles trust their ServiceAccounts
   irsa-webhook version                              print the version
 
 Run "irsa-webhook COMMAND --help" for a command's flags.
@@ -104,6 +105,8 @@ func run(ctx context.Context, args []string, s streams) error {
 		return runServe(ctx, rest, s)
 	case "mutate":
 		return runMutate(rest, s)
+	case "trust":
+		return runTrust(ctx, rest, s)
 	case "version", "--version":
 		fmt.Fprintf(s.out, "irsa-webhook %s (commit %s)\n", version, commit)
 		return nil

@@ -30,19 +30,21 @@ import (
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/pod"
 	"github.com/irsa-webhook/irsa-webhook/webhook/sacache"
+	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
 )
 
 // Serving defaults, shared with the Helm chart's values.
 const (
-	defaultPort              = 9443
-	defaultMetricsAddress    = ":8080"
-	defaultHealthAddress     = ":8081"
-	defaultTLSCertFile       = "/etc/irsa-webhook/tls/tls.crt"
-	defaultTLSKeyFile        = "/etc/irsa-webhook/tls/tls.key"
-	defaultTLSMinVersion     = "1.2"
-	defaultShutdownGrace     = 20 * time.Second
-	podWebhookPath           = "/mutate-v1-pod"
-	defaultExcludedNamespace = "kube-system"
+	defaultPort               = 9443
+	defaultMetricsAddress     = ":8080"
+	defaultHealthAddress      = ":8081"
+	defaultTLSCertFile        = "/etc/irsa-webhook/tls/tls.crt"
+	defaultTLSKeyFile         = "/etc/irsa-webhook/tls/tls.key"
+	defaultTLSMinVersion      = "1.2"
+	defaultShutdownGrace      = 20 * time.Second
+	podWebhookPath            = "/mutate-v1-pod"
+	serviceAccountWebhookPath = "/validate-v1-serviceaccount"
+	defaultExcludedNamespace  = "kube-system"
 )
 
 type serveOptions struct {
@@ -61,6 +63,7 @@ type serveOptions struct {
 	excludedNamespaces listFlag
 	saLookupTimeout    time.Duration
 	shutdownGrace      time.Duration
+	trust              trustOptions
 }
 
 func newServeOptions() *serveOptions {
@@ -77,6 +80,7 @@ func newServeOptions() *serveOptions {
 		excludedNamespaces: listFlag{defaultExcludedNamespace},
 		saLookupTimeout:    sacache.DefaultLiveLookupBudget,
 		shutdownGrace:      defaultShutdownGrace,
+		trust:              newTrustOptions(),
 	}
 }
 
@@ -97,6 +101,7 @@ func (o *serveOptions) flagSet() *flag.FlagSet {
 	fs.Var(&o.excludedNamespaces, "excluded-namespaces", "comma-separated namespaces whose pods are never mutated, whatever the webhook configuration sends")
 	fs.DurationVar(&o.saLookupTimeout, "service-account-lookup-timeout", o.saLookupTimeout, "budget of the live GET made when a pod's ServiceAccount is not in the cache yet")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace-period", o.shutdownGrace, "how long in-flight requests may take to finish on SIGTERM")
+	o.trust.addFlags(fs)
 	return fs
 }
 
@@ -127,6 +132,7 @@ func (o *serveOptions) validate() error {
 	if o.shutdownGrace < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-grace-period %s must not be negative", o.shutdownGrace))
 	}
+	errs = append(errs, o.trust.validate()...)
 	return joinProblems(errs)
 }
 
@@ -252,6 +258,14 @@ func runServe(ctx context.Context, args []string, s streams) error {
 	}
 	srv := mgr.GetWebhookServer()
 	srv.Register(podWebhookPath, admission.NewServer("pod", podHandler, log, m))
+	if o.trust.mode != serviceaccount.Off {
+		saHandler, err := o.trust.handler(ctx, cfg, o.defaults, m, log.WithName("trust"))
+		if err != nil {
+			return err
+		}
+		saHandler.Events = mgr.GetEventRecorder("irsa-webhook")
+		srv.Register(serviceAccountWebhookPath, admission.NewServer("serviceaccount", saHandler, log, m))
+	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err

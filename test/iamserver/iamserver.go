@@ -243,7 +243,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, CodeInvalidAction, "Could not parse the request: "+formErr.Error())
 		return
 	}
-	if msg := checkSigned(r); msg != "" {
+	service := "iam"
+	if r.Form.Get("Action") == "GetCallerIdentity" {
+		service = "sts"
+	}
+	if msg := checkSigned(r, service); msg != "" {
 		code := CodeMissingAuthenticationToken
 		if r.Header.Get("Authorization") != "" {
 			code = "IncompleteSignature"
@@ -253,6 +257,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	action, version := r.Form.Get("Action"), r.Form.Get("Version")
+	if action == "GetCallerIdentity" && version == stsAPIVersion {
+		// STS shares the Query protocol; answering its one call here lets the webhook
+		// learn its account (whose roles GetRole can see) from the same endpoint.
+		writeCallerIdentity(w)
+		return
+	}
 	if action != "GetRole" || version != APIVersion {
 		if action == "" {
 			action = "(none)"
@@ -296,7 +306,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // checkSigned reports why a request is not SigV4-signed ("" if it is). It checks the
 // shape of the Authorization header (or presigned query) and the credential scope's
 // service; it does not verify the signature.
-func checkSigned(r *http.Request) string {
+func checkSigned(r *http.Request, service string) string {
 	authz := r.Header.Get("Authorization")
 	if authz == "" {
 		if r.URL.Query().Get("X-Amz-Algorithm") == "AWS4-HMAC-SHA256" && r.URL.Query().Get("X-Amz-Signature") != "" {
@@ -320,8 +330,8 @@ func checkSigned(r *http.Request) string {
 	}
 	// Credential=AKID/20060102/us-east-1/iam/aws4_request
 	scope := strings.Split(fields["Credential"], "/")
-	if len(scope) != 5 || scope[3] != "iam" || scope[4] != "aws4_request" {
-		return fmt.Sprintf("Credential should be scoped to correct service: 'iam'. (got %q)", fields["Credential"])
+	if len(scope) != 5 || scope[3] != service || scope[4] != "aws4_request" {
+		return fmt.Sprintf("Credential should be scoped to correct service: '%s'. (got %q)", service, fields["Credential"])
 	}
 	if r.Header.Get("X-Amz-Date") == "" && r.Header.Get("Date") == "" {
 		return "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
@@ -469,4 +479,27 @@ func newRequestID() string {
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
+// stsAPIVersion is STS's Query API version; the server answers GetCallerIdentity only.
+const stsAPIVersion = "2011-06-15"
+
+// CallerAccount is the account GetCallerIdentity reports: the account of principalARN.
+const CallerAccount = "123456789012"
+
+func writeCallerIdentity(w http.ResponseWriter) {
+	id := newRequestID()
+	w.Header().Set("Content-Type", "text/xml")
+	w.Header().Set("x-amzn-RequestId", id)
+	fmt.Fprintf(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <GetCallerIdentityResult>
+    <Arn>%s</Arn>
+    <UserId>AROAEXAMPLEID:test-session</UserId>
+    <Account>%s</Account>
+  </GetCallerIdentityResult>
+  <ResponseMetadata>
+    <RequestId>%s</RequestId>
+  </ResponseMetadata>
+</GetCallerIdentityResponse>
+`, principalARN, CallerAccount, id)
 }

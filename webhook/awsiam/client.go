@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // DefaultRegion is used when neither the caller nor the AWS configuration names a region.
@@ -33,6 +34,18 @@ const (
 // may be empty: then AWS_REGION / the profile's region, else DefaultRegion. optFns are
 // applied after NewClient's own (tests use them for static credentials and an endpoint).
 func NewClient(ctx context.Context, region string, optFns ...func(*config.LoadOptions) error) (*iam.Client, error) {
+	cfg, err := LoadConfig(ctx, region, optFns...)
+	if err != nil {
+		return nil, err
+	}
+	return NewIAMClient(cfg), nil
+}
+
+// NewIAMClient returns the IAM client for a configuration from LoadConfig.
+func NewIAMClient(cfg aws.Config) *iam.Client { return iam.NewFromConfig(cfg) }
+
+// LoadConfig loads the AWS configuration NewClient uses, for the IAM and STS clients alike.
+func LoadConfig(ctx context.Context, region string, optFns ...func(*config.LoadOptions) error) (aws.Config, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(newRetryer),
 	}
@@ -42,12 +55,23 @@ func NewClient(ctx context.Context, region string, optFns ...func(*config.LoadOp
 	opts = append(opts, optFns...)
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration for IAM: %w", err)
+		return aws.Config{}, fmt.Errorf("load AWS configuration for IAM: %w", err)
 	}
 	if cfg.Region == "" {
 		cfg.Region = DefaultRegion
 	}
-	return iam.NewFromConfig(cfg), nil
+	return cfg, nil
+}
+
+// CallerAccount asks STS which AWS account the configuration's credentials belong to
+// (GetCallerIdentity needs no permission). GetRole only sees roles of that account, so the
+// Source needs it to tell "the role does not exist" from "the role is elsewhere".
+func CallerAccount(ctx context.Context, cfg aws.Config) (string, error) {
+	out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", fmt.Errorf("get caller identity: %w", err)
+	}
+	return aws.ToString(out.Account), nil
 }
 
 // newRetryer is the SDK's standard retryer with MaxAttempts and MaxBackoff, and without

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
@@ -76,5 +78,21 @@ func TestNewClientEndpointFromEnvironment(t *testing.T) {
 				t.Errorf("Authorization %q not scoped to %q", authz, want)
 			}
 		})
+	}
+}
+
+func TestCallerAccount(t *testing.T) {
+	isolateAWSEnv(t)
+	srv := iamserver.New()
+	t.Cleanup(srv.Close)
+	cfg, err := awsiam.LoadConfig(context.Background(), "us-east-1",
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")),
+		config.WithBaseEndpoint(srv.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := awsiam.CallerAccount(context.Background(), cfg)
+	if err != nil || got != iamserver.CallerAccount {
+		t.Fatalf("CallerAccount = %q, %v; want %q", got, err, iamserver.CallerAccount)
 	}
 }

@@ -27,6 +27,10 @@ var (
 	// ErrUnavailable: IAM did not answer usefully in time: 5xx, timeouts, refused
 	// connections, a caller deadline, or an answer that could not be used.
 	ErrUnavailable = errors.New("IAM unavailable")
+	// ErrOtherAccount: the role is not in the AWS account of the webhook's credentials (or
+	// that account is unknown and IAM has no such role in it). GetRole cannot read roles of
+	// other accounts, so this says nothing about whether the role exists or trusts anyone.
+	ErrOtherAccount = errors.New("role not readable from the webhook's AWS account")
 	// ErrInvalidARN: the role ARN does not parse; no call was made.
 	ErrInvalidARN = errors.New("invalid role ARN")
 )
@@ -35,7 +39,7 @@ var (
 // (one of the Err* sentinels), a human explanation, and the underlying cause.
 type Error struct {
 	RoleARN string
-	Class   error  // ErrNotFound, ErrAccessDenied, ErrThrottled, ErrUnavailable or ErrInvalidARN
+	Class   error  // ErrNotFound, ErrOtherAccount, ErrAccessDenied, ErrThrottled, ErrUnavailable or ErrInvalidARN
 	Detail  string // what went wrong in words, may be empty
 	Err     error  // the cause (SDK, network, file system error), may be nil
 }

@@ -52,6 +52,11 @@ type Options struct {
 	MaxConcurrency int              // concurrent GetRole calls (DefaultMaxConcurrency)
 	CallTimeout    time.Duration    // deadline of one GetRole call (DefaultCallTimeout)
 	Now            func() time.Time // clock for cache expiry (time.Now)
+	// AccountID is the AWS account of the Client's credentials (see CallerAccount); ""
+	// when unknown. Roles of other accounts are reported as ErrOtherAccount without a
+	// call; when it is unknown, IAM's NoSuchEntity is ErrOtherAccount too, because the
+	// role may exist in an account GetRole cannot see.
+	AccountID string
 }
 
 // Source fetches trust policies with IAM GetRole, caches them (and failures) per role ARN,
@@ -63,6 +68,7 @@ type Source struct {
 	transientTTL time.Duration
 	callTimeout  time.Duration
 	now          func() time.Time
+	accountID    string
 	slots        chan struct{} // semaphore bounding concurrent GetRole calls
 	flights      singleflight.Group
 
@@ -104,6 +110,7 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		negativeTTL: orDefault(o.NegativeTTL, DefaultNegativeTTL),
 		callTimeout: orDefault(o.CallTimeout, DefaultCallTimeout),
 		now:         o.Now,
+		accountID:   o.AccountID,
 		cache:       map[string]entry{},
 	}
 	s.transientTTL = min(s.negativeTTL, MaxTransientErrorTTL)
@@ -143,6 +150,10 @@ func (s *Source) TrustPolicy(ctx context.Context, roleARN string) (string, error
 		return "", &Error{RoleARN: roleARN, Class: ErrInvalidARN, Err: err}
 	}
 	key := a.String()
+	if s.accountID != "" && a.AccountID != s.accountID {
+		return "", &Error{RoleARN: key, Class: ErrOtherAccount,
+			Detail: fmt.Sprintf("the role is in account %s and the webhook's credentials can read roles of account %s only", a.AccountID, s.accountID)}
+	}
 	ch := s.flights.DoChan(key, func() (any, error) {
 		doc, e := s.fetch(ctx, a)
 		if e != nil {
@@ -214,13 +225,22 @@ func (s *Source) getRole(ctx context.Context, a irsa.RoleARN) (string, *Error) {
 	key := a.String()
 	out, err := s.client.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(a.Name)})
 	if err != nil {
-		return "", classify(key, err)
+		e := classify(key, err)
+		if e.Class == ErrNotFound && s.accountID == "" {
+			e.Class = ErrOtherAccount
+			e.Detail = "IAM has no such role in the webhook's own account, and that account is unknown, so the role may live in another"
+		}
+		return "", e
 	}
 	if out == nil || out.Role == nil || aws.ToString(out.Role.Arn) == "" {
 		return "", &Error{RoleARN: key, Class: ErrUnavailable, Detail: "IAM's GetRole answer has no role"}
 	}
 	if got := aws.ToString(out.Role.Arn); !sameRole(got, a) {
-		return "", &Error{RoleARN: key, Class: ErrNotFound,
+		class := ErrNotFound
+		if g, err := irsa.ParseRoleARN(got); err != nil || g.AccountID != a.AccountID {
+			class = ErrOtherAccount
+		}
+		return "", &Error{RoleARN: key, Class: class,
 			Detail: fmt.Sprintf("IAM's role named %q is %q, in another path or account", a.Name, got)}
 	}
 	enc := aws.ToString(out.Role.AssumeRolePolicyDocument)

@@ -67,8 +67,15 @@ func newIAM(t testing.TB) (*iamserver.Server, *iam.Client) {
 	return srv, c
 }
 
+// testAccount is the account of the roles the tests put into the IAM endpoint; sources
+// built by newSource know it as their own (see TestTrustPolicyAccountBoundary otherwise).
+const testAccount = "123456789012"
+
 func newSource(t testing.TB, o awsiam.Options) *awsiam.Source {
 	t.Helper()
+	if o.AccountID == "" {
+		o.AccountID = testAccount
+	}
 	s, err := awsiam.New(context.Background(), o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -172,7 +179,7 @@ func TestTrustPolicyErrors(t *testing.T) {
 			name:      "same name in another account",
 			setup:     func(s *iamserver.Server) { s.PutRole("arn:aws:iam::210987654321:role/app", "{}") },
 			arn:       arn,
-			wantClass: awsiam.ErrNotFound,
+			wantClass: awsiam.ErrOtherAccount,
 			wantText:  []string{"in another path or account"},
 			wantCalls: 1,
 		},
@@ -630,5 +637,38 @@ func BenchmarkTrustPolicyCached(b *testing.B) {
 	})
 	if got := srv.TotalCalls(); got != 1 {
 		b.Errorf("server saw %d calls, want 1", got)
+	}
+}
+
+// TestTrustPolicyAccountBoundary: GetRole sees only the credentials' own account, so
+// "no such role" is only authoritative there.
+func TestTrustPolicyAccountBoundary(t *testing.T) {
+	srv, client := newIAM(t)
+	tests := []struct {
+		name      string
+		account   string
+		arn       string
+		wantClass error
+		wantCalls int
+	}{
+		{"own account, missing role", testAccount, "arn:aws:iam::123456789012:role/missing", awsiam.ErrNotFound, 1},
+		{"other account: no call", testAccount, "arn:aws:iam::210987654321:role/missing", awsiam.ErrOtherAccount, 0},
+		{"unknown account, missing role", "", "arn:aws:iam::123456789012:role/missing", awsiam.ErrOtherAccount, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.ResetCalls()
+			s, err := awsiam.New(context.Background(), awsiam.Options{Client: client, AccountID: tc.account})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.TrustPolicy(context.Background(), tc.arn)
+			if !errors.Is(err, tc.wantClass) {
+				t.Fatalf("err = %v, want class %v", err, tc.wantClass)
+			}
+			if got := srv.TotalCalls(); got != tc.wantCalls {
+				t.Errorf("GetRole calls = %d, want %d", got, tc.wantCalls)
+			}
+		})
 	}
 }

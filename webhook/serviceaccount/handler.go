@@ -1,0 +1,158 @@
+package serviceaccount
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
+	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
+)
+
+// Mode is how the trust check answers admission.
+type Mode string
+
+const (
+	// Off: no check (the webhook should not even be registered).
+	Off Mode = "off"
+	// Warn: always allowed; a mismatch or an unverified trust is an admission warning.
+	Warn Mode = "warn"
+	// Enforce: a role that does not trust the ServiceAccount is denied; an unverified
+	// trust is allowed with a warning unless FailClosed.
+	Enforce Mode = "enforce"
+)
+
+// Modes lists the valid modes, for flag validation.
+var Modes = []Mode{Off, Warn, Enforce}
+
+// Event reasons on the ServiceAccount.
+const (
+	ReasonMismatch   = "TrustPolicyMismatch"
+	ReasonUnverified = "TrustPolicyUnverified"
+	eventAction      = "CheckTrustPolicy"
+)
+
+// DefaultTimeout bounds one check: shorter than the webhook's timeoutSeconds (5 in the chart).
+const DefaultTimeout = 3 * time.Second
+
+// EventRecorder is the events.k8s.io recorder's method the handler uses.
+type EventRecorder interface {
+	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...any)
+}
+
+// Handler is the admission handler for ServiceAccount CREATE and UPDATE.
+type Handler struct {
+	Mode       Mode
+	FailClosed bool          // enforce mode: deny when the trust cannot be verified
+	Timeout    time.Duration // answer within this, whatever IAM does
+	IssuerURL  string        // this cluster's service-account issuer
+	Defaults   irsa.Defaults // annotation prefix, default audience, allowed accounts
+	Source     TrustSource
+	Events     EventRecorder // nil: no events
+	Metrics    *admission.Metrics
+	Log        logr.Logger
+}
+
+var saResource = metav1.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
+
+// Handle implements admission.Handler.
+func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	if h.Mode == Off || req.Resource != saResource || req.SubResource != "" ||
+		(req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) {
+		return admission.AllowWithWarnings()
+	}
+	var sa corev1.ServiceAccount
+	if err := json.Unmarshal(req.Object.Raw, &sa); err != nil {
+		return admission.AllowWithWarnings(warningPrefix + "cannot decode the serviceaccount (" + err.Error() + "); trust not verified")
+	}
+	p := h.Defaults.AnnotationPrefix
+	roleKey, audKey := irsa.Key(p, irsa.RoleARNAnnotation), irsa.Key(p, irsa.AudienceAnnotation)
+	role, hasRole := sa.Annotations[roleKey]
+	if !hasRole {
+		return admission.AllowWithWarnings()
+	}
+	if req.Operation == admissionv1.Update {
+		var old corev1.ServiceAccount
+		if err := json.Unmarshal(req.OldObject.Raw, &old); err == nil &&
+			old.Annotations[roleKey] == role && old.Annotations[audKey] == sa.Annotations[audKey] {
+			return admission.AllowWithWarnings() // nothing the trust depends on changed
+		}
+	}
+	if sa.Namespace == "" {
+		sa.Namespace = req.Namespace
+	}
+	audience := h.Defaults.TokenAudience
+	if a, ok := sa.Annotations[audKey]; ok && a != "" {
+		audience = a
+	}
+	v := h.verify(ctx, role, sa.Namespace, sa.Name, audience)
+	h.Metrics.TrustChecks.WithLabelValues(VerdictLabel(v.Result)).Inc()
+	dryRun := req.DryRun != nil && *req.DryRun
+	if h.Events != nil && !dryRun && v.Result != trustpolicy.Trusted {
+		reason := ReasonUnverified
+		if v.Result == trustpolicy.NotTrusted {
+			reason = ReasonMismatch
+		}
+		sa.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
+		h.Events.Eventf(&sa, nil, corev1.EventTypeWarning, reason, eventAction, "%s", truncate(v.Summary(), maxMessage))
+	}
+	if v.Result != trustpolicy.Trusted {
+		h.Log.V(1).Info("trust check failed", "namespace", sa.Namespace, "serviceAccount", sa.Name, "roleArn", v.RoleARN, "verdict", v.Result.String())
+	}
+	msg := warningPrefix + truncate(v.Summary(), maxMessage)
+	switch {
+	case v.Result == trustpolicy.Trusted && len(v.Reasons) == 0:
+		return admission.AllowWithWarnings()
+	case v.Result == trustpolicy.Trusted:
+		return admission.AllowWithWarnings(msg)
+	case h.Mode == Enforce && (v.Result == trustpolicy.NotTrusted || h.FailClosed):
+		return admission.Deny(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
+	}
+	return admission.AllowWithWarnings(msg)
+}
+
+// verify runs the check within the handler's deadline, after the admission-only rules.
+func (h *Handler) verify(ctx context.Context, role, ns, name, audience string) Verdict {
+	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
+	defer cancel()
+	r := trustpolicy.Request{RoleARN: role, IssuerURL: h.IssuerURL, Namespace: ns, ServiceAccount: name, Audience: audience}
+	if a, err := irsa.ParseRoleARN(role); err == nil && len(h.Defaults.AllowedRoleAccounts) > 0 && !slices.Contains(h.Defaults.AllowedRoleAccounts, a.AccountID) {
+		return Verdict{Result: trustpolicy.NotTrusted, RoleARN: role, Subject: trustpolicy.SubjectPrefix + ns + ":" + name, Audience: audience,
+			Reasons: []string{fmt.Sprintf("account %s is not among the AWS accounts this cluster allows roles from (%v); pods will get no credentials", a.AccountID, h.Defaults.AllowedRoleAccounts)}}
+	}
+	return Verify(ctx, h.Source, r)
+}
+
+const warningPrefix = "irsa-webhook: "
+
+// maxMessage bounds warnings and event notes (a policy can yield many findings, and the
+// API server truncates long warnings anyway).
+const maxMessage = 1000
+
+// VerdictLabel is the metric and JSON label of a result: trusted, not_trusted, undetermined.
+func VerdictLabel(r trustpolicy.Result) string {
+	switch r {
+	case trustpolicy.Trusted:
+		return "trusted"
+	case trustpolicy.NotTrusted:
+		return "not_trusted"
+	}
+	return "undetermined"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
