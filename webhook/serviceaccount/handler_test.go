@@ -1,0 +1,226 @@
+package serviceaccount_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
+	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
+	"github.com/irsa-webhook/irsa-webhook/webhook/awsiam"
+	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
+	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
+)
+
+const (
+	issuer   = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+	goodRole = "arn:aws:iam::123456789012:role/S3WriterRole"
+)
+
+// policyFor is the trust policy the walkthrough writes in step 3, for ns/name.
+func policyFor(t testing.TB, ns, name string) string {
+	t.Helper()
+	doc, err := trustpolicy.Minimal(trustpolicy.Request{RoleARN: goodRole, IssuerURL: issuer, Namespace: ns, ServiceAccount: name, Audience: "sts.amazonaws.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// newSource is the real IAM source, through the real SDK, against the local IAM endpoint.
+func newSource(t testing.TB, srv *iamserver.Server) *awsiam.Source {
+	t.Helper()
+	for _, k := range []string{"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_IAM", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	cfg, err := awsiam.LoadConfig(context.Background(), "us-east-1",
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")),
+		config.WithBaseEndpoint(srv.URL()), config.WithSharedConfigFiles(nil), config.WithSharedCredentialsFiles(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	account, err := awsiam.CallerAccount(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := awsiam.New(context.Background(), awsiam.Options{Client: awsiam.NewIAMClient(cfg), AccountID: account, CallTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type event struct{ eventType, reason, note string }
+
+type recorder struct {
+	mu     sync.Mutex
+	events []event
+}
+
+func (r *recorder) Eventf(_ runtime.Object, _ runtime.Object, eventtype, reason, _, note string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, event{eventtype, reason, fmt.Sprintf(note, args...)})
+}
+
+func saRequest(op admissionv1.Operation, ns, name string, ann map[string]string, old map[string]string, dryRun bool) *admissionv1.AdmissionRequest {
+	obj := func(a map[string]string) []byte {
+		var kv []string
+		for k, v := range a {
+			kv = append(kv, fmt.Sprintf("%q:%q", k, v))
+		}
+		return []byte(fmt.Sprintf(`{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":%q,"namespace":%q,"annotations":{%s}}}`, name, ns, strings.Join(kv, ",")))
+	}
+	r := &admissionv1.AdmissionRequest{
+		UID: "u", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "ServiceAccount"},
+		Resource: metav1.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"},
+		Namespace: ns, Name: name, Operation: op, DryRun: &dryRun,
+		Object: runtime.RawExtension{Raw: obj(ann)},
+	}
+	if old != nil {
+		r.OldObject = runtime.RawExtension{Raw: obj(old)}
+	}
+	return r
+}
+
+func role(arn string) map[string]string { return map[string]string{"eks.amazonaws.com/role-arn": arn} }
+
+func TestHandler(t *testing.T) {
+	tests := []struct {
+		name        string
+		mode        serviceaccount.Mode
+		failClosed  bool
+		setup       func(*iamserver.Server)
+		req         *admissionv1.AdmissionRequest
+		issuer      string
+		allowed     bool
+		wantWarning string // substring; "" = no warning
+		wantEvent   string // reason; "" = no event
+		wantVerdict string // metric label; "" = no check counted
+	}{
+		{name: "trusted", mode: serviceaccount.Warn, req: saRequest(admissionv1.Create, "production", "s3-writer", role(goodRole), nil, false),
+			allowed: true, wantVerdict: "trusted"},
+		{name: "no role annotation", mode: serviceaccount.Enforce, req: saRequest(admissionv1.Create, "production", "s3-writer", nil, nil, false), allowed: true},
+		{name: "wrong namespace, warn", mode: serviceaccount.Warn, req: saRequest(admissionv1.Create, "staging", "s3-writer", role(goodRole), nil, false),
+			allowed: true, wantWarning: `does not match "system:serviceaccount:staging:s3-writer"`, wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
+		{name: "wrong namespace, enforce", mode: serviceaccount.Enforce, req: saRequest(admissionv1.Create, "staging", "s3-writer", role(goodRole), nil, false),
+			allowed: false, wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
+		{name: "dry run: no event", mode: serviceaccount.Enforce, req: saRequest(admissionv1.Create, "staging", "s3-writer", role(goodRole), nil, true),
+			allowed: false, wantVerdict: "not_trusted"},
+		{name: "role does not exist", mode: serviceaccount.Enforce, req: saRequest(admissionv1.Create, "production", "s3-writer", role("arn:aws:iam::123456789012:role/Nope"), nil, false),
+			allowed: false, wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
+		{name: "role in another account: unverified, allowed", mode: serviceaccount.Enforce, req: saRequest(admissionv1.Create, "production", "s3-writer", role("arn:aws:iam::210987654321:role/S3WriterRole"), nil, false),
+			allowed: true, wantWarning: "not verified", wantEvent: serviceaccount.ReasonUnverified, wantVerdict: "undetermined"},
+		{name: "IAM throttling: allowed with a warning", mode: serviceaccount.Enforce, setup: func(s *iamserver.Server) { s.SetFault(iamserver.CodeThrottling) },
+			req: saRequest(admissionv1.Create, "production", "s3-writer", role(goodRole), nil, false), allowed: true, wantWarning: "throttled", wantEvent: serviceaccount.ReasonUnverified, wantVerdict: "undetermined"},
+		{name: "IAM throttling, fail closed", mode: serviceaccount.Enforce, failClosed: true, setup: func(s *iamserver.Server) { s.SetFault(iamserver.CodeThrottling) },
+			req: saRequest(admissionv1.Create, "production", "s3-writer", role(goodRole), nil, false), allowed: false, wantEvent: serviceaccount.ReasonUnverified, wantVerdict: "undetermined"},
+		{name: "IAM access denied", mode: serviceaccount.Enforce, setup: func(s *iamserver.Server) { s.SetFault(iamserver.CodeAccessDenied) },
+			req: saRequest(admissionv1.Create, "production", "s3-writer", role(goodRole), nil, false), allowed: true, wantWarning: "iam:GetRole", wantEvent: serviceaccount.ReasonUnverified, wantVerdict: "undetermined"},
+		{name: "IAM down", mode: serviceaccount.Enforce, setup: func(s *iamserver.Server) { s.Down() },
+			req: saRequest(admissionv1.Create, "production", "s3-writer", role(goodRole), nil, false), allowed: true, wantWarning: "not verified", wantEvent: serviceaccount.ReasonUnverified, wantVerdict: "undetermined"},
+		{name: "IAM slower than the deadline", mode: serviceaccount.Enforce, setup: func(s *iamserver.Server) { s.SetDelay(5 * time.Second) },
+			req: saRequest(admissionv1.Create, "production", "s3-writer", role(goodRole), nil, false), allowed: true, wantWarning: "not verified", wantEvent: serviceaccount.ReasonUnverified, wantVerdict: "undetermined"},
+		{name: "unknown issuer", mode: serviceaccount.Enforce, issuer: "-", req: saRequest(admissionv1.Create, "production", "s3-writer", role(goodRole), nil, false),
+			allowed: true, wantWarning: "issuer is unknown", wantEvent: serviceaccount.ReasonUnverified, wantVerdict: "undetermined"},
+		{name: "invalid role ARN, warn", mode: serviceaccount.Warn, req: saRequest(admissionv1.Create, "production", "s3-writer", role("arn:aws:iam::1:role/x\n"), nil, false),
+			allowed: true, wantWarning: "control or non-ASCII", wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
+		{name: "update without a role change is not checked", mode: serviceaccount.Enforce,
+			req: saRequest(admissionv1.Update, "staging", "s3-writer", role(goodRole), role(goodRole), false), allowed: true},
+		{name: "update changing the role is checked", mode: serviceaccount.Enforce,
+			req: saRequest(admissionv1.Update, "staging", "s3-writer", role(goodRole), role("arn:aws:iam::123456789012:role/Old"), false), allowed: false, wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
+		{name: "mode off", mode: serviceaccount.Off, req: saRequest(admissionv1.Create, "staging", "s3-writer", role(goodRole), nil, false), allowed: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := iamserver.New()
+			defer srv.Close()
+			srv.PutRole(goodRole, policyFor(t, "production", "s3-writer"))
+			src := newSource(t, srv)
+			if tc.setup != nil {
+				tc.setup(srv)
+			}
+			m := admission.NewMetrics(nil)
+			rec := &recorder{}
+			iss := issuer
+			if tc.issuer == "-" {
+				iss = ""
+			}
+			h := &serviceaccount.Handler{Mode: tc.mode, FailClosed: tc.failClosed, Timeout: time.Second, IssuerURL: iss,
+				Defaults: irsa.NewDefaults(), Source: src, Events: rec, Metrics: m, Log: logr.Discard()}
+			start := time.Now()
+			resp := h.Handle(context.Background(), tc.req)
+			if took := time.Since(start); took > 1500*time.Millisecond {
+				t.Errorf("answer took %s, beyond the 1s deadline", took)
+			}
+			if resp.Allowed != tc.allowed {
+				t.Fatalf("allowed = %v, want %v (%+v, warnings %q)", resp.Allowed, tc.allowed, resp.Result, resp.Warnings)
+			}
+			if !resp.Allowed && (resp.Result == nil || resp.Result.Code != http.StatusForbidden || !strings.HasPrefix(resp.Result.Message, "irsa-webhook: ")) {
+				t.Errorf("denial without a clear 403 message: %+v", resp.Result)
+			}
+			switch {
+			case tc.wantWarning == "" && tc.allowed && len(resp.Warnings) > 0:
+				t.Errorf("unexpected warnings %q", resp.Warnings)
+			case tc.wantWarning != "" && (len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], tc.wantWarning)):
+				t.Errorf("warnings = %q, want one containing %q", resp.Warnings, tc.wantWarning)
+			}
+			switch {
+			case tc.wantEvent == "" && len(rec.events) > 0:
+				t.Errorf("unexpected events %+v", rec.events)
+			case tc.wantEvent != "" && (len(rec.events) != 1 || rec.events[0].reason != tc.wantEvent || rec.events[0].eventType != "Warning"):
+				t.Errorf("events = %+v, want one Warning %s", rec.events, tc.wantEvent)
+			}
+			for _, label := range []string{"trusted", "not_trusted", "undetermined"} {
+				want := 0.0
+				if label == tc.wantVerdict {
+					want = 1
+				}
+				if got := testutil.ToFloat64(m.TrustChecks.WithLabelValues(label)); got != want {
+					t.Errorf("trust_checks_total{verdict=%q} = %v, want %v", label, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestHandlerCachesIAM: many admissions naming few roles cost one GetRole per role.
+func TestHandlerCachesIAM(t *testing.T) {
+	srv := iamserver.New()
+	defer srv.Close()
+	const roles = 10
+	for i := range roles {
+		srv.PutRole(fmt.Sprintf("arn:aws:iam::123456789012:role/R%d", i), policyFor(t, "production", "s3-writer"))
+	}
+	src := newSource(t, srv)
+	srv.ResetCalls() // the STS caller-identity call made by newSource
+	h := &serviceaccount.Handler{Mode: serviceaccount.Warn, Timeout: 2 * time.Second, IssuerURL: issuer, Defaults: irsa.NewDefaults(),
+		Source: src, Metrics: admission.NewMetrics(nil), Log: logr.Discard()}
+	var wg sync.WaitGroup
+	for i := range 500 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.Handle(context.Background(), saRequest(admissionv1.Create, "production", fmt.Sprintf("sa-%d", i), role(fmt.Sprintf("arn:aws:iam::123456789012:role/R%d", i%roles)), nil, true))
+		}()
+	}
+	wg.Wait()
+	if got := srv.TotalCalls(); got != roles {
+		t.Errorf("GetRole calls = %d, want %d", got, roles)
+	}
+}
