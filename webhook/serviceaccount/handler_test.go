@@ -88,7 +88,7 @@ func saRequest(op admissionv1.Operation, ns, name string, ann map[string]string,
 	}
 	r := &admissionv1.AdmissionRequest{
 		UID: "u", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "ServiceAccount"},
-		Resource: metav1.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"},
+		Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"},
 		Namespace: ns, Name: name, Operation: op, DryRun: &dryRun,
 		Object: runtime.RawExtension{Raw: obj(ann)},
 	}
