@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -257,14 +258,14 @@ func runServe(ctx context.Context, args []string, s streams) error {
 		Log:                log.WithName("pod"),
 	}
 	srv := mgr.GetWebhookServer()
-	srv.Register(podWebhookPath, admission.NewServer("pod", podHandler, log, m))
+	srv.Register(podWebhookPath, admission.NewServer[pod.Pod]("pod", podHandler, log, m))
 	if o.trust.mode != serviceaccount.Off {
 		saHandler, err := o.trust.handler(ctx, cfg, o.defaults, m, log.WithName("trust"))
 		if err != nil {
 			return err
 		}
 		saHandler.Events = mgr.GetEventRecorder("irsa-webhook")
-		srv.Register(serviceAccountWebhookPath, admission.NewServer("serviceaccount", saHandler, log, m))
+		srv.Register(serviceAccountWebhookPath, admission.NewServer[corev1.ServiceAccount]("serviceaccount", saHandler, log, m))
 	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

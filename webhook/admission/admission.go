@@ -4,8 +4,9 @@
 // It is written here rather than taken from controller-runtime's admission.Webhook on
 // purpose: that adapter answers a malformed request with HTTP 200 and a denial, logs every
 // bad request at error level, and decodes through the generic runtime codec. Here a
-// malformed request gets a real 4xx with a one-line reason, the review is decoded once with
-// encoding/json (the pod itself stays raw until its handler needs it), and a panic in a
+// malformed request gets a real 4xx with a one-line reason, the review and its objects are
+// decoded in one pass with encoding/json into types holding only what the handler reads
+// (a pod's resources, probes and the rest are skipped, not parsed), and a panic in a
 // handler becomes an allowed answer with a warning: the webhook must never be the reason a
 // pod cannot be created. controller-runtime still serves it (TLS, certificate reload,
 // request metrics) through its webhook server.
@@ -24,59 +25,83 @@ import (
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // MaxBodyBytes bounds a request body: an AdmissionReview holds at most two objects of
 // etcd's 1.5 MiB limit each (stored as JSON at up to twice that), plus the envelope.
 const MaxBodyBytes = 7 << 20
 
+// Request is an admission request with its objects decoded into T: only the fields a
+// handler reads, in one pass over the body (see the package comment).
+type Request[T any] struct {
+	UID         types.UID                   `json:"uid"`
+	Kind        metav1.GroupVersionKind     `json:"kind"`
+	Resource    metav1.GroupVersionResource `json:"resource"`
+	SubResource string                      `json:"subResource,omitempty"`
+	Name        string                      `json:"name,omitempty"`
+	Namespace   string                      `json:"namespace,omitempty"`
+	Operation   admissionv1.Operation       `json:"operation"`
+	DryRun      *bool                       `json:"dryRun,omitempty"`
+	Object      T                           `json:"object"`
+	OldObject   T                           `json:"oldObject"`
+	// ObjectError is set when the envelope decoded but an object did not decode into T;
+	// the handler decides what that means (the pod handler admits unchanged with a warning).
+	ObjectError error `json:"-"`
+}
+
+// IsDryRun reports whether the request must have no side effects.
+func (r *Request[T]) IsDryRun() bool { return r.DryRun != nil && *r.DryRun }
+
+type Review[T any] struct {
+	metav1.TypeMeta `json:",inline"`
+	Request         *Request[T] `json:"request"`
+}
+
 // Handler answers one admission request. It must set Allowed (and Patch, Warnings,
-// Result as needed); UID and patch type are filled in by Serve.
-type Handler interface {
-	Handle(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse
+// Result as needed); UID and patch type are filled in by the Server.
+type Handler[T any] interface {
+	Handle(ctx context.Context, req *Request[T]) *admissionv1.AdmissionResponse
 }
 
 // HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse
+type HandlerFunc[T any] func(ctx context.Context, req *Request[T]) *admissionv1.AdmissionResponse
 
 // Handle calls f.
-func (f HandlerFunc) Handle(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+func (f HandlerFunc[T]) Handle(ctx context.Context, req *Request[T]) *admissionv1.AdmissionResponse {
 	return f(ctx, req)
 }
 
 // Server is an http.Handler for one webhook path.
-type Server struct {
+type Server[T any] struct {
 	name    string
-	handler Handler
+	handler Handler[T]
 	log     logr.Logger
 	metrics *Metrics
 }
 
 // NewServer returns the HTTP adapter for handler; name is the metric label ("pod", "serviceaccount").
-func NewServer(name string, h Handler, log logr.Logger, m *Metrics) *Server {
-	return &Server{name: name, handler: h, log: log.WithValues("webhook", name), metrics: m}
+func NewServer[T any](name string, h Handler[T], log logr.Logger, m *Metrics) *Server[T] {
+	return &Server[T]{name: name, handler: h, log: log.WithValues("webhook", name), metrics: m}
 }
 
-// ErrBadRequest marks request errors that are the client's fault.
-var ErrBadRequest = errors.New("bad request")
-
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Server[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	review, status, err := readReview(w, r)
+	rv, status, err := readReview[T](w, r)
 	if err != nil {
 		s.metrics.observe(s.name, ResultBadRequest, start)
 		s.log.V(1).Info("rejected malformed admission request", "status", status, "reason", err.Error(), "remoteAddr", r.RemoteAddr)
 		http.Error(w, err.Error(), status)
 		return
 	}
-	resp := s.handle(r.Context(), review.Request)
-	resp.UID = review.Request.UID
+	resp := s.handle(r.Context(), rv.Request)
+	resp.UID = rv.Request.UID
 	if len(resp.Patch) > 0 {
 		pt := admissionv1.PatchTypeJSONPatch
 		resp.PatchType = &pt
 	}
-	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp}
+	out := admissionv1.AdmissionReview{TypeMeta: rv.TypeMeta, Response: resp}
 	body, err := json.Marshal(&out)
 	if err != nil { // cannot happen for these types; answer explicitly rather than hang
 		s.metrics.observe(s.name, ResultError, start)
@@ -89,7 +114,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // handle calls the handler, turning a panic into an allowed, unchanged answer.
-func (s *Server) handle(ctx context.Context, req *admissionv1.AdmissionRequest) (resp *admissionv1.AdmissionResponse) {
+func (s *Server[T]) handle(ctx context.Context, req *Request[T]) (resp *admissionv1.AdmissionResponse) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.metrics.Panics.WithLabelValues(s.name).Inc()
@@ -105,7 +130,7 @@ func (s *Server) handle(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	return resp
 }
 
-func readReview(w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionReview, int, error) {
+func readReview[T any](w http.ResponseWriter, r *http.Request) (*Review[T], int, error) {
 	if r.Method != http.MethodPost {
 		return nil, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed: admission reviews are POSTed", r.Method)
 	}
@@ -120,32 +145,44 @@ func readReview(w http.ResponseWriter, r *http.Request) (*admissionv1.AdmissionR
 		}
 		return nil, http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
 	}
-	review, err := DecodeReview(body)
+	rv, err := DecodeReview[T](body)
 	if err != nil {
 		return nil, http.StatusBadRequest, err
 	}
-	return review, http.StatusOK, nil
+	return rv, http.StatusOK, nil
 }
 
-// DecodeReview parses and checks an AdmissionReview v1 request body.
-func DecodeReview(body []byte) (*admissionv1.AdmissionReview, error) {
+// DecodeReview parses and checks an AdmissionReview v1 request body, decoding its
+// objects into T. An envelope that is fine around an object that does not fit T is not an
+// error: the request comes back with ObjectError set.
+func DecodeReview[T any](body []byte) (*Review[T], error) {
 	if len(body) == 0 {
 		return nil, fmt.Errorf("request body is empty: want an AdmissionReview")
 	}
-	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil {
-		return nil, fmt.Errorf("decode AdmissionReview: %w", err)
+	var rv Review[T]
+	if err := json.Unmarshal(body, &rv); err != nil {
+		// Slow path, errors only: is it the envelope or the object?
+		var raw Review[json.RawMessage]
+		if rawErr := json.Unmarshal(body, &raw); rawErr != nil {
+			return nil, fmt.Errorf("decode AdmissionReview: %w", rawErr)
+		}
+		rv = Review[T]{TypeMeta: raw.TypeMeta}
+		if raw.Request != nil {
+			q := raw.Request
+			rv.Request = &Request[T]{UID: q.UID, Kind: q.Kind, Resource: q.Resource, SubResource: q.SubResource, Name: q.Name,
+				Namespace: q.Namespace, Operation: q.Operation, DryRun: q.DryRun, ObjectError: err}
+		}
 	}
-	if gvk := review.GroupVersionKind(); gvk != admissionv1.SchemeGroupVersion.WithKind("AdmissionReview") {
-		return nil, fmt.Errorf("decode AdmissionReview: got apiVersion %q kind %q, want admission.k8s.io/v1 AdmissionReview", review.APIVersion, review.Kind)
+	if gvk := rv.GroupVersionKind(); gvk != admissionv1.SchemeGroupVersion.WithKind("AdmissionReview") {
+		return nil, fmt.Errorf("decode AdmissionReview: got apiVersion %q kind %q, want admission.k8s.io/v1 AdmissionReview", rv.APIVersion, rv.Kind)
 	}
-	if review.Request == nil {
+	if rv.Request == nil {
 		return nil, fmt.Errorf("decode AdmissionReview: request is missing")
 	}
-	if review.Request.UID == "" {
+	if rv.Request.UID == "" {
 		return nil, fmt.Errorf("decode AdmissionReview: request.uid is missing")
 	}
-	return &review, nil
+	return &rv, nil
 }
 
 // Allow returns an allowed answer with optional warnings.

@@ -18,7 +18,9 @@ import (
 
 const validReview = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"ns","operation":"CREATE","userInfo":{},"object":{"apiVersion":"v1","kind":"Pod"}}}`
 
-func allow(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+type raw = json.RawMessage
+
+func allow(context.Context, *admission.Request[raw]) *admissionv1.AdmissionResponse {
 	return admission.AllowWithWarnings()
 }
 
@@ -47,7 +49,7 @@ func TestServeHTTPBadRequests(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m := admission.NewMetrics(nil)
-			s := admission.NewServer("pod", admission.HandlerFunc(allow), logr.Discard(), m)
+			s := admission.NewServer("pod", admission.HandlerFunc[raw](allow), logr.Discard(), m)
 			req := httptest.NewRequest(tc.method, "/mutate-v1-pod", strings.NewReader(tc.body))
 			if tc.contentType != "" {
 				req.Header.Set("Content-Type", tc.contentType)
@@ -71,7 +73,7 @@ func TestServeHTTPAnswers(t *testing.T) {
 	patch := []byte(`[{"op":"add","path":"/metadata/labels","value":{"a":"b"}}]`)
 	tests := []struct {
 		name        string
-		handler     admission.HandlerFunc
+		handler     admission.HandlerFunc[raw]
 		contentType string
 		wantAllowed bool
 		wantPatch   bool
@@ -80,27 +82,27 @@ func TestServeHTTPAnswers(t *testing.T) {
 	}{
 		{"allowed", allow, "application/json", true, false, "", admission.ResultAllowed},
 		{"content type with charset", allow, "application/json; charset=utf-8", true, false, "", admission.ResultAllowed},
-		{"mutated", func(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+		{"mutated", func(context.Context, *admission.Request[raw]) *admissionv1.AdmissionResponse {
 			r := admission.AllowWithWarnings("w")
 			r.Patch = patch
 			return r
 		}, "application/json", true, true, "w", admission.ResultMutated},
-		{"denied", func(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+		{"denied", func(context.Context, *admission.Request[raw]) *admissionv1.AdmissionResponse {
 			return admission.Deny(http.StatusForbidden, "Forbidden", "no")
 		}, "application/json", false, false, "", admission.ResultDenied},
-		{"panic is allowed with a warning", func(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+		{"panic is allowed with a warning", func(context.Context, *admission.Request[raw]) *admissionv1.AdmissionResponse {
 			var m map[string]int
 			m["boom"]++
 			return nil
 		}, "application/json", true, false, "internal error", admission.ResultAllowed},
-		{"nil answer is allowed with a warning", func(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+		{"nil answer is allowed with a warning", func(context.Context, *admission.Request[raw]) *admissionv1.AdmissionResponse {
 			return nil
 		}, "application/json", true, false, "internal error", admission.ResultAllowed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m := admission.NewMetrics(nil)
-			s := admission.NewServer("pod", tc.handler, logr.Discard(), m)
+			s := admission.NewServer[raw]("pod", tc.handler, logr.Discard(), m)
 			req := httptest.NewRequest(http.MethodPost, "/mutate-v1-pod", bytes.NewReader([]byte(validReview)))
 			req.Header.Set("Content-Type", tc.contentType)
 			rec := httptest.NewRecorder()

@@ -126,13 +126,13 @@ func (f fakeServiceAccounts) ServiceAccount(_ context.Context, ns, name string) 
 	return sa, ok, nil
 }
 
-func newTestHandler(d irsa.Defaults, sas ...irsa.Object) *admission.Server {
+func newTestHandler(d irsa.Defaults, sas ...irsa.Object) *admission.Server[pod.Pod] {
 	f := fakeServiceAccounts{}
 	for _, sa := range sas {
 		f[sa.Namespace+"/"+sa.Name] = sa
 	}
 	m := admission.NewMetrics(nil)
-	return admission.NewServer("pod", &pod.Handler{Defaults: d, ServiceAccounts: f, ExcludedNamespaces: []string{"kube-system"}, Metrics: m, Log: logr.Discard()}, logr.Discard(), m)
+	return admission.NewServer[pod.Pod]("pod", &pod.Handler{Defaults: d, ServiceAccounts: f, ExcludedNamespaces: []string{"kube-system"}, Metrics: m, Log: logr.Discard()}, logr.Discard(), m)
 }
 
 // review wraps a pod in an AdmissionReview as the API server sends it.

@@ -2,7 +2,6 @@ package pod
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -37,13 +36,13 @@ const WarningPrefix = "irsa-webhook: "
 var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
 
 // Handle implements admission.Handler.
-func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+func (h *Handler) Handle(ctx context.Context, req *admission.Request[Pod]) *admissionv1.AdmissionResponse {
 	resp, outcome := h.handle(ctx, req)
 	h.Metrics.PodMutations.WithLabelValues(string(outcome)).Inc()
 	return resp
 }
 
-func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, irsa.Outcome) {
+func (h *Handler) handle(ctx context.Context, req *admission.Request[Pod]) (*admissionv1.AdmissionResponse, irsa.Outcome) {
 	if req.Resource != podResource || req.SubResource != "" || req.Operation != admissionv1.Create {
 		return admission.AllowWithWarnings(fmt.Sprintf(WarningPrefix+"only pod creation is handled, got %s %s/%s; admitted unchanged",
 			req.Operation, req.Resource.Resource, req.SubResource)), irsa.Skipped
@@ -51,15 +50,16 @@ func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if slices.Contains(h.ExcludedNamespaces, req.Namespace) {
 		return admission.AllowWithWarnings(), irsa.Excluded
 	}
-	var p corev1.Pod
-	if err := json.Unmarshal(req.Object.Raw, &p); err != nil {
-		return admission.AllowWithWarnings(WarningPrefix + "cannot decode the pod (" + err.Error() + "); admitted unchanged, no AWS credentials injected"), irsa.InternalError
+	if req.ObjectError != nil {
+		return admission.AllowWithWarnings(WarningPrefix + "cannot decode the pod (" + req.ObjectError.Error() + "); admitted unchanged, no AWS credentials injected"), irsa.InternalError
 	}
-	podObj := irsa.Object{Namespace: req.Namespace, Name: podName(&p), Annotations: p.Annotations, Labels: p.Labels}
-	if _, skip := p.Labels[irsa.Key(h.Defaults.AnnotationPrefix, irsa.SkipPodLabel)]; skip {
+	p := &req.Object
+	podObj := irsa.Object{Namespace: req.Namespace, Name: podName(p), Annotations: p.Metadata.Annotations, Labels: p.Metadata.Labels}
+	if _, skip := podObj.Labels[irsa.Key(h.Defaults.AnnotationPrefix, irsa.SkipPodLabel)]; skip {
 		return admission.AllowWithWarnings(), irsa.Skipped
 	}
-	saName := ServiceAccountName(&p.Spec)
+	spec := p.PodSpec()
+	saName := ServiceAccountName(spec)
 	sa, found, err := h.ServiceAccounts.ServiceAccount(ctx, req.Namespace, saName)
 	switch {
 	case err != nil:
@@ -75,11 +75,11 @@ func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if outcome != irsa.Mutated {
 		return admission.AllowWithWarnings(warnings...), outcome
 	}
-	ops := Mutate(&p.Spec, cfg, "/spec")
+	ops := Mutate(spec, cfg, "/spec")
 	if len(ops) == 0 {
 		return admission.AllowWithWarnings(warnings...), irsa.Unchanged
 	}
-	patch, err := json.Marshal(ops)
+	patch, err := MarshalPatch(ops)
 	if err != nil {
 		return admission.AllowWithWarnings(WarningPrefix + "cannot encode the patch (" + err.Error() + "); admitted unchanged"), irsa.InternalError
 	}
@@ -100,9 +100,9 @@ func ServiceAccountName(spec *corev1.PodSpec) string {
 	return "default"
 }
 
-func podName(p *corev1.Pod) string {
-	if p.Name != "" {
-		return p.Name
+func podName(p *Pod) string {
+	if p.Metadata.Name != "" {
+		return p.Metadata.Name
 	}
-	return p.GenerateName + "*"
+	return p.Metadata.GenerateName + "*"
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
@@ -45,21 +44,22 @@ func TestHandlerAnswers(t *testing.T) {
 	tests := []struct {
 		name        string
 		sas         pod.ServiceAccounts
-		req         func(*admissionv1.AdmissionRequest)
+		pod         string // the pod's JSON; default podJSON("", 1)
+		req         func(*admission.Request[pod.Pod])
 		wantPatch   bool
 		wantWarning string // substring of the only warning; "" = no warning
 		wantOutcome irsa.Outcome
 	}{
 		{name: "mutated", wantPatch: true, wantOutcome: irsa.Mutated},
-		{name: "another kind", req: func(r *admissionv1.AdmissionRequest) {
+		{name: "another kind", req: func(r *admission.Request[pod.Pod]) {
 			r.Resource = metav1.GroupVersionResource{Version: "v1", Resource: "configmaps"}
 		}, wantWarning: "only pod creation is handled", wantOutcome: irsa.Skipped},
-		{name: "update", req: func(r *admissionv1.AdmissionRequest) { r.Operation = admissionv1.Update },
+		{name: "update", req: func(r *admission.Request[pod.Pod]) { r.Operation = admissionv1.Update },
 			wantWarning: "only pod creation is handled", wantOutcome: irsa.Skipped},
-		{name: "subresource", req: func(r *admissionv1.AdmissionRequest) { r.SubResource = "ephemeralcontainers" },
+		{name: "subresource", req: func(r *admission.Request[pod.Pod]) { r.SubResource = "ephemeralcontainers" },
 			wantWarning: "only pod creation is handled", wantOutcome: irsa.Skipped},
-		{name: "excluded namespace", req: func(r *admissionv1.AdmissionRequest) { r.Namespace = "kube-system" }, wantOutcome: irsa.Excluded},
-		{name: "invalid pod object", req: func(r *admissionv1.AdmissionRequest) { r.Object.Raw = []byte(`{"spec":{"containers":"nope"}}`) },
+		{name: "excluded namespace", req: func(r *admission.Request[pod.Pod]) { r.Namespace = "kube-system" }, wantOutcome: irsa.Excluded},
+		{name: "invalid pod object", pod: `{"spec":{"containers":"nope"}}`,
 			wantWarning: "cannot decode the pod", wantOutcome: irsa.InternalError},
 		{name: "missing service account", sas: fakeServiceAccounts{}, wantWarning: "serviceaccount production/s3-writer not found", wantOutcome: irsa.MissingServiceAccount},
 		{name: "lookup error", sas: failingLookup{}, wantWarning: "could not look up serviceaccount", wantOutcome: irsa.InternalError},
@@ -69,12 +69,12 @@ func TestHandlerAnswers(t *testing.T) {
 			wantWarning: "invalid character", wantOutcome: irsa.InvalidAnnotation},
 		{name: "role ARN of 100 KB with invalid UTF-8", sas: fakeServiceAccounts{"production/s3-writer": saWith(map[string]string{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/\xff" + strings.Repeat("a", 100<<10)})},
 			wantWarning: "non-ASCII", wantOutcome: irsa.InvalidAnnotation},
-		{name: "token expiration -1", req: withPod(podJSON(`"eks.amazonaws.com/token-expiration":"-1"`, 1)), wantPatch: true, wantWarning: "raised to the minimum of 600", wantOutcome: irsa.Mutated},
-		{name: "token expiration 1e9", req: withPod(podJSON(`"eks.amazonaws.com/token-expiration":"1e9"`, 1)), wantPatch: true, wantWarning: `"1e9" ignored`, wantOutcome: irsa.Mutated},
-		{name: "token expiration 0x10", req: withPod(podJSON(`"eks.amazonaws.com/token-expiration":"0x10"`, 1)), wantPatch: true, wantWarning: `"0x10" ignored`, wantOutcome: irsa.Mutated},
-		{name: "100 KB annotation value", req: withPod(podJSON(`"eks.amazonaws.com/token-expiration":"`+strings.Repeat("9", 100<<10)+`"`, 1)), wantPatch: true, wantWarning: "ignored", wantOutcome: irsa.Mutated},
-		{name: "invalid UTF-8 in an annotation", req: withPod(podJSON("\"eks.amazonaws.com/skip-containers\":\"\xff\xfe\"", 1)), wantPatch: true, wantOutcome: irsa.Mutated},
-		{name: "1000 containers", req: withPod(podJSON("", 1000)), wantPatch: true, wantOutcome: irsa.Mutated},
+		{name: "token expiration -1", pod: podJSON(`"eks.amazonaws.com/token-expiration":"-1"`, 1), wantPatch: true, wantWarning: "raised to the minimum of 600", wantOutcome: irsa.Mutated},
+		{name: "token expiration 1e9", pod: podJSON(`"eks.amazonaws.com/token-expiration":"1e9"`, 1), wantPatch: true, wantWarning: `"1e9" ignored`, wantOutcome: irsa.Mutated},
+		{name: "token expiration 0x10", pod: podJSON(`"eks.amazonaws.com/token-expiration":"0x10"`, 1), wantPatch: true, wantWarning: `"0x10" ignored`, wantOutcome: irsa.Mutated},
+		{name: "100 KB annotation value", pod: podJSON(`"eks.amazonaws.com/token-expiration":"`+strings.Repeat("9", 100<<10)+`"`, 1), wantPatch: true, wantWarning: "ignored", wantOutcome: irsa.Mutated},
+		{name: "invalid UTF-8 in an annotation", pod: podJSON("\"eks.amazonaws.com/skip-containers\":\"\xff\xfe\"", 1), wantPatch: true, wantOutcome: irsa.Mutated},
+		{name: "1000 containers", pod: podJSON("", 1000), wantPatch: true, wantOutcome: irsa.Mutated},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,14 +84,16 @@ func TestHandlerAnswers(t *testing.T) {
 			}
 			m := admission.NewMetrics(nil)
 			h := &pod.Handler{Defaults: irsa.NewDefaults(), ServiceAccounts: sas, ExcludedNamespaces: []string{"kube-system"}, Metrics: m, Log: logr.Discard()}
-			req := &admissionv1.AdmissionRequest{
-				UID:       "u",
-				Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
-				Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
-				Namespace: "production",
-				Operation: admissionv1.Create,
-				Object:    runtime.RawExtension{Raw: []byte(podJSON("", 1))},
+			js := tc.pod
+			if js == "" {
+				js = podJSON("", 1)
 			}
+			rv, err := admission.DecodeReview[pod.Pod](review(t, []byte(js)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := rv.Request
+			req.Namespace = "production"
 			if tc.req != nil {
 				tc.req(req)
 			}
@@ -118,8 +120,4 @@ func TestHandlerAnswers(t *testing.T) {
 			}
 		})
 	}
-}
-
-func withPod(js string) func(*admissionv1.AdmissionRequest) {
-	return func(r *admissionv1.AdmissionRequest) { r.Object.Raw = []byte(js) }
 }

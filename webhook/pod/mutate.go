@@ -7,6 +7,7 @@ package pod
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,12 +22,39 @@ type Op struct {
 }
 
 // MarshalJSON renders {"op":"add","path":...,"value":...}.
-func (o Op) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		Op    string `json:"op"`
-		Path  string `json:"path"`
-		Value any    `json:"value"`
-	}{"add", o.Path, o.Value})
+func (o Op) MarshalJSON() ([]byte, error) { return o.appendJSON(nil) }
+
+func (o Op) appendJSON(b []byte) ([]byte, error) {
+	v, err := json.Marshal(o.Value)
+	if err != nil {
+		return nil, fmt.Errorf("encode patch value at %s: %w", o.Path, err)
+	}
+	path, err := json.Marshal(o.Path)
+	if err != nil {
+		return nil, fmt.Errorf("encode patch path %s: %w", o.Path, err)
+	}
+	b = append(b, `{"op":"add","path":`...)
+	b = append(b, path...)
+	b = append(b, `,"value":`...)
+	b = append(b, v...)
+	return append(b, '}'), nil
+}
+
+// MarshalPatch renders ops as a JSON Patch document. It is json.Marshal(ops) without
+// the second pass encoding/json makes over every MarshalJSON result.
+func MarshalPatch(ops []Op) ([]byte, error) {
+	b := make([]byte, 0, 256*len(ops))
+	b = append(b, '[')
+	for i, op := range ops {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = op.appendJSON(b); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, ']'), nil
 }
 
 // Mutate returns the add operations that give every container of spec the role's

@@ -2,7 +2,6 @@ package serviceaccount
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -66,25 +65,23 @@ type Handler struct {
 var saResource = metav1.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
 
 // Handle implements admission.Handler.
-func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.ServiceAccount]) *admissionv1.AdmissionResponse {
 	if h.Mode == Off || req.Resource != saResource || req.SubResource != "" ||
 		(req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) {
 		return admission.AllowWithWarnings()
 	}
-	var sa corev1.ServiceAccount
-	if err := json.Unmarshal(req.Object.Raw, &sa); err != nil {
-		return admission.AllowWithWarnings(warningPrefix + "cannot decode the serviceaccount (" + err.Error() + "); trust not verified")
+	if req.ObjectError != nil {
+		return admission.AllowWithWarnings(warningPrefix + "cannot decode the serviceaccount (" + req.ObjectError.Error() + "); trust not verified")
 	}
+	sa := req.Object
 	p := h.Defaults.AnnotationPrefix
 	roleKey, audKey := irsa.Key(p, irsa.RoleARNAnnotation), irsa.Key(p, irsa.AudienceAnnotation)
 	role, hasRole := sa.Annotations[roleKey]
 	if !hasRole {
 		return admission.AllowWithWarnings()
 	}
-	if req.Operation == admissionv1.Update {
-		var old corev1.ServiceAccount
-		if err := json.Unmarshal(req.OldObject.Raw, &old); err == nil &&
-			old.Annotations[roleKey] == role && old.Annotations[audKey] == sa.Annotations[audKey] {
+	if old := req.OldObject.Annotations; req.Operation == admissionv1.Update && old[roleKey] == role && old[audKey] == sa.Annotations[audKey] {
+		if _, had := old[roleKey]; had {
 			return admission.AllowWithWarnings() // nothing the trust depends on changed
 		}
 	}
@@ -97,8 +94,7 @@ func (h *Handler) Handle(ctx context.Context, req *admissionv1.AdmissionRequest)
 	}
 	v := h.verify(ctx, role, sa.Namespace, sa.Name, audience)
 	h.Metrics.TrustChecks.WithLabelValues(VerdictLabel(v.Result)).Inc()
-	dryRun := req.DryRun != nil && *req.DryRun
-	if h.Events != nil && !dryRun && v.Result != trustpolicy.Trusted {
+	if h.Events != nil && !req.IsDryRun() && v.Result != trustpolicy.Trusted {
 		reason := ReasonUnverified
 		if v.Result == trustpolicy.NotTrusted {
 			reason = ReasonMismatch

@@ -2,6 +2,7 @@ package serviceaccount_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,7 +16,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
@@ -78,24 +79,26 @@ func (r *recorder) Eventf(_ runtime.Object, _ runtime.Object, eventtype, reason,
 	r.events = append(r.events, event{eventtype, reason, fmt.Sprintf(note, args...)})
 }
 
-func saRequest(op admissionv1.Operation, ns, name string, ann map[string]string, old map[string]string, dryRun bool) *admissionv1.AdmissionRequest {
-	obj := func(a map[string]string) []byte {
-		var kv []string
-		for k, v := range a {
-			kv = append(kv, fmt.Sprintf("%q:%q", k, v))
+func saRequest(op admissionv1.Operation, ns, name string, ann map[string]string, old map[string]string, dryRun bool) *admission.Request[corev1.ServiceAccount] {
+	obj := func(a map[string]string) string {
+		if a == nil && op == admissionv1.Update {
+			return "null"
 		}
-		return []byte(fmt.Sprintf(`{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":%q,"namespace":%q,"annotations":{%s}}}`, name, ns, strings.Join(kv, ",")))
+		b, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": map[string]any{"name": name, "namespace": ns, "annotations": a}})
+		return string(b)
 	}
-	r := &admissionv1.AdmissionRequest{
-		UID: "u", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "ServiceAccount"},
-		Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"},
-		Namespace: ns, Name: name, Operation: op, DryRun: &dryRun,
-		Object: runtime.RawExtension{Raw: obj(ann)},
-	}
+	oldObj := "null"
 	if old != nil {
-		r.OldObject = runtime.RawExtension{Raw: obj(old)}
+		oldObj = obj(old)
 	}
-	return r
+	body := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"ServiceAccount"},`+
+		`"resource":{"group":"","version":"v1","resource":"serviceaccounts"},"namespace":%q,"name":%q,"operation":%q,"dryRun":%v,"object":%s,"oldObject":%s}}`,
+		ns, name, op, dryRun, obj(ann), oldObj)
+	rv, err := admission.DecodeReview[corev1.ServiceAccount]([]byte(body))
+	if err != nil {
+		panic(err)
+	}
+	return rv.Request
 }
 
 func role(arn string) map[string]string { return map[string]string{"eks.amazonaws.com/role-arn": arn} }
@@ -106,7 +109,7 @@ func TestHandler(t *testing.T) {
 		mode        serviceaccount.Mode
 		failClosed  bool
 		setup       func(*iamserver.Server)
-		req         *admissionv1.AdmissionRequest
+		req         *admission.Request[corev1.ServiceAccount]
 		issuer      string
 		allowed     bool
 		wantWarning string // substring; "" = no warning
