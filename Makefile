@@ -18,6 +18,8 @@ export IRSA_CONTROL_PLANE_DIR := $(CONTROL_PLANE)
 
 GO_PACKAGES  := ./...
 FUZZTIME     ?= 30s
+E2E_EKS_FLAGS  ?=
+E2E_KIND_FLAGS ?=
 BENCH        ?= .
 BENCHTIME    ?= 1s
 
@@ -30,8 +32,21 @@ build: ## Build bin/irsa-webhook (static).
 run: ## The main job on a local default: mutate the walkthrough's Deployment with its ServiceAccount.
 	go run ./cmd/irsa-webhook mutate --service-account deploy/examples/serviceaccount.yaml deploy/examples/deployment.yaml
 
-test: lint control-plane ## Lint, then every unit and integration test (real kube-apiserver + etcd).
+test: lint shellcheck control-plane ## Lint, then every unit and integration test (real kube-apiserver + etcd), then each fuzz target briefly.
 	go test -count=1 $(GO_PACKAGES)
+	FUZZTIME=5s test/tools/fuzz.sh
+
+fuzz: ## Run every fuzz target for FUZZTIME (default 30s) each.
+	FUZZTIME=$(FUZZTIME) test/tools/fuzz.sh
+
+shellcheck: ## shellcheck every shell script under test/ and .ci/run (installs shellcheck with apt-get if missing).
+	test/tools/shellcheck.sh
+
+e2e-kind: ## End to end on a throwaway kind cluster (needs a Docker engine; E2E_KIND_FLAGS='--keep').
+	test/e2e/kind/run.sh $(E2E_KIND_FLAGS)
+
+e2e-eks: ## The walkthrough end to end on real EKS + AWS (E2E_EKS_FLAGS='--cluster C --region R --bucket B', or '--dry-run').
+	test/e2e/eks/run.sh $(E2E_EKS_FLAGS)
 
 lint: ## go vet and a gofmt check.
 	go vet $(GO_PACKAGES)
@@ -50,4 +65,4 @@ image: ## Build the container image (needs a Docker engine).
 clean: ## Remove build output (the tool cache is kept).
 	rm -rf bin
 
-.PHONY: help build run test lint bench control-plane image clean
+.PHONY: help build run test lint bench fuzz shellcheck control-plane image clean e2e-kind e2e-eks
