@@ -15,6 +15,9 @@ K8S_VERSION   ?= 1.37.2
 ETCD_VERSION  ?= 3.6.16
 CONTROL_PLANE := $(CACHE_DIR)/k8s-v$(K8S_VERSION)-etcd-v$(ETCD_VERSION)
 export IRSA_CONTROL_PLANE_DIR := $(CONTROL_PLANE)
+HELM_VERSION  ?= 3.22.0
+HELM          := $(CACHE_DIR)/helm-v$(HELM_VERSION)/helm
+export IRSA_HELM := $(HELM)
 
 GO_PACKAGES  := ./...
 FUZZTIME     ?= 30s
@@ -32,7 +35,7 @@ build: ## Build bin/irsa-webhook (static).
 run: ## The main job on a local default: mutate the walkthrough's Deployment with its ServiceAccount.
 	go run ./cmd/irsa-webhook mutate --service-account deploy/examples/serviceaccount.yaml deploy/examples/deployment.yaml
 
-test: lint shellcheck control-plane ## Lint, then every unit and integration test (real kube-apiserver + etcd), then each fuzz target briefly.
+test: lint shellcheck control-plane helm ## Lint, then every unit and integration test (real kube-apiserver + etcd), then each fuzz target briefly.
 	go test -count=1 $(GO_PACKAGES)
 	FUZZTIME=5s test/tools/fuzz.sh
 
@@ -59,10 +62,21 @@ control-plane: $(CONTROL_PLANE)/kube-apiserver ## Build etcd, kube-apiserver and
 $(CONTROL_PLANE)/kube-apiserver:
 	K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) test/tools/build-control-plane.sh $(CONTROL_PLANE) >/dev/null
 
+helm: $(HELM) ## Build helm from the module proxy (cached).
+$(HELM):
+	HELM_VERSION=$(HELM_VERSION) test/tools/build-helm.sh $(dir $(HELM)) >/dev/null
+
+generate: helm ## Regenerate deploy/manifests from the Helm chart.
+	test/tools/render-manifests.sh
+
+verify: helm ## Fail if deploy/manifests is stale; lint the chart.
+	test/tools/render-manifests.sh --check
+	$(HELM) lint --strict deploy/charts/irsa-webhook
+
 image: ## Build the container image (needs a Docker engine).
 	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
 
 clean: ## Remove build output (the tool cache is kept).
 	rm -rf bin
 
-.PHONY: help build run test lint bench fuzz shellcheck control-plane image clean e2e-kind e2e-eks
+.PHONY: help build run test lint bench fuzz shellcheck control-plane helm generate verify image clean e2e-kind e2e-eks

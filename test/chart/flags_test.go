@@ -1,0 +1,210 @@
+package chart_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
+)
+
+// webhookBinary builds cmd/irsa-webhook once per test binary, into dir (removed by TestMain).
+type webhookBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func (b *webhookBinary) get(t testing.TB) string {
+	t.Helper()
+	b.once.Do(func() {
+		root, err := repoRoot()
+		if err != nil {
+			b.err = err
+			return
+		}
+		if b.dir, b.err = os.MkdirTemp("", "irsa-chart-test-"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "irsa-webhook")
+		cmd := exec.Command("go", "build", "-o", b.path, "./cmd/irsa-webhook")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("build cmd/irsa-webhook: %w\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+func (b *webhookBinary) cleanup() {
+	if b.dir != "" {
+		_ = os.RemoveAll(b.dir)
+	}
+}
+
+// serveFlag is a flag as `irsa-webhook serve --help` lists it.
+type serveFlag struct {
+	kind string // string, int, duration, value (a flag.Value) or bool
+	def  string // the printed default, unquoted; empty when none is printed
+}
+
+var (
+	helpFlagLine = regexp.MustCompile(`^  -([a-z0-9-]+)(?: (\w+))?$`)
+	helpDefault  = regexp.MustCompile(`\(default (.*)\)$`)
+)
+
+// serveFlags runs `irsa-webhook serve --help` and parses the flag package's listing.
+func serveFlags(t testing.TB) map[string]serveFlag {
+	t.Helper()
+	out, err := exec.Command(tools.webhook.get(t), "serve", "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("irsa-webhook serve --help: %v\n%s", err, out)
+	}
+	flags := map[string]serveFlag{}
+	var current string
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		line := sc.Text()
+		if m := helpFlagLine.FindStringSubmatch(line); m != nil {
+			current = m[1]
+			kind := m[2]
+			if kind == "" {
+				kind = "bool"
+			}
+			flags[current] = serveFlag{kind: kind}
+			continue
+		}
+		if current == "" || !strings.HasPrefix(line, "    \t") {
+			continue
+		}
+		if m := helpDefault.FindStringSubmatch(line); m != nil {
+			f := flags[current]
+			f.def = m[1]
+			if u, err := strconv.Unquote(m[1]); err == nil {
+				f.def = u
+			}
+			flags[current] = f
+		}
+	}
+	if len(flags) < 20 {
+		t.Fatalf("parsed only %d flags from serve --help:\n%s", len(flags), out)
+	}
+	return flags
+}
+
+// notFromValues are the serve flags the chart deliberately does not set.
+func notFromValues() map[string]string {
+	return map[string]string{
+		"kubeconfig": "the webhook runs in the cluster it serves; use extraArgs and extraVolumes for anything else",
+	}
+}
+
+// TestServeFlagsReachable checks that every flag of `irsa-webhook serve` can be set from the
+// values, and that the chart passes no flag the binary does not know (a pod that would
+// exit 2 at start).
+func TestServeFlagsReachable(t *testing.T) {
+	binary := serveFlags(t)
+	chart := map[string]string{} // flag -> a value set that renders it
+	for _, vs := range valueSets() {
+		r := render(t, vs.values)
+		for name := range flagValues(t, stripExtraArgs(args(t, r), vs.values)) {
+			if _, ok := chart[name]; !ok {
+				chart[name] = vs.name
+			}
+		}
+	}
+	var unknown, unreachable []string
+	for name, set := range chart {
+		if _, ok := binary[name]; !ok {
+			unknown = append(unknown, fmt.Sprintf("--%s (value set %q)", name, set))
+		}
+	}
+	for name := range binary {
+		if _, ok := chart[name]; !ok {
+			if _, skip := notFromValues()[name]; !skip {
+				unreachable = append(unreachable, "--"+name)
+			}
+		}
+	}
+	slices.Sort(unknown)
+	slices.Sort(unreachable)
+	if len(unknown) > 0 {
+		t.Errorf("the chart passes flags `irsa-webhook serve` does not define (the pod would exit 2):\n  %s", strings.Join(unknown, "\n  "))
+	}
+	if len(unreachable) > 0 {
+		t.Errorf("flags of `irsa-webhook serve` no value sets (add a value, or list the flag in notFromValues with the reason):\n  %s", strings.Join(unreachable, "\n  "))
+	}
+}
+
+// stripExtraArgs drops the arguments that came from the extraArgs value.
+func stripExtraArgs(args []string, v values) []string {
+	extra, _ := v["extraArgs"].([]string)
+	return args[:len(args)-len(extra)]
+}
+
+// chartSpecific are the flags whose chart default intentionally differs from the binary's,
+// because the chart knows the names of the objects it creates.
+func chartSpecific() map[string]string {
+	return map[string]string{
+		"excluded-namespaces":              "the chart adds its release namespace",
+		"cert-mode":                        "the chart manages certificates (self-managed); the bare binary reads files",
+		"cert-secret-name":                 "the Secret the chart creates",
+		"cert-namespace":                   "the release namespace",
+		"cert-service-name":                "the Service the chart creates",
+		"mutating-webhook-configuration":   "the configuration the chart creates",
+		"validating-webhook-configuration": "the configuration the chart creates",
+	}
+}
+
+// TestChartDefaultsMatchBinary checks that with default values the chart passes each flag the
+// binary's own default (so that values.yaml documents the binary's behaviour), apart from the
+// deployment-specific flags in chartSpecific.
+func TestChartDefaultsMatchBinary(t *testing.T) {
+	binary := serveFlags(t)
+	// A flag.Func prints no default.
+	unprinted := map[string]string{"trust-check": string(serviceaccount.Warn)}
+	for name, got := range flagValues(t, args(t, render(t, values{}))) {
+		if _, ok := chartSpecific()[name]; ok {
+			continue
+		}
+		f, ok := binary[name]
+		if !ok {
+			continue // reported by TestServeFlagsReachable
+		}
+		want := f.def
+		if d, ok := unprinted[name]; ok {
+			want = d
+		}
+		if !sameValue(f.kind, got, want) {
+			t.Errorf("--%s: chart default %q, binary default %q", name, got, want)
+		}
+	}
+}
+
+// sameValue compares a flag value from the chart with the binary's default, by flag kind.
+func sameValue(kind, chart, binary string) bool {
+	switch kind {
+	case "duration":
+		c, err1 := time.ParseDuration(chart)
+		b, err2 := time.ParseDuration(or(binary, "0s"))
+		return err1 == nil && err2 == nil && c == b
+	case "bool":
+		return chart == or(binary, "false")
+	case "int":
+		return chart == or(binary, "0")
+	}
+	return chart == binary
+}
