@@ -32,7 +32,10 @@ help: ## List the targets.
 build: ## Build bin/irsa-webhook (static).
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/irsa-webhook
 
-run: ## The main job on a local default: mutate the walkthrough's Deployment with its ServiceAccount.
+run: control-plane ## The main job on a local default: the walkthrough's pod admitted by the webhook on a local kube-apiserver + etcd (Ctrl-C stops it).
+	go run ./test/localrun
+
+mutate-example: ## Offline: print the walkthrough's Deployment as the webhook would admit it.
 	go run ./cmd/irsa-webhook mutate --service-account deploy/examples/serviceaccount.yaml deploy/examples/deployment.yaml
 
 test: lint shellcheck control-plane helm ## Lint, then every unit and integration test (real kube-apiserver + etcd), then each fuzz target briefly.
@@ -79,4 +82,4 @@ image: ## Build the container image (needs a Docker engine).
 clean: ## Remove build output (the tool cache is kept).
 	rm -rf bin
 
-.PHONY: help build run test lint bench fuzz shellcheck control-plane helm generate verify image clean e2e-kind e2e-eks
+.PHONY: help build run mutate-example test lint bench fuzz shellcheck control-plane helm generate verify image clean e2e-kind e2e-eks

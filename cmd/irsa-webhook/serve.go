@@ -15,12 +15,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -220,12 +219,18 @@ func runServe(ctx context.Context, args []string, s streams) error {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return fmt.Errorf("build scheme: %w", err)
 	}
-	saObj, saCache := sacache.CacheOptions(o.defaults.AnnotationPrefix)
+	mc, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("create metadata client: %w", err)
+	}
+	sas, err := sacache.New(mc, o.defaults.AnnotationPrefix, o.saLookupTimeout)
+	if err != nil {
+		return err
+	}
 	grace := o.shutdownGrace
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  log,
-		Cache:                   cache.Options{ByObject: map[client.Object]cache.ByObject{saObj: saCache}},
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddress},
 		HealthProbeBindAddress:  o.healthAddress,
 		GracefulShutdownTimeout: &grace,
@@ -245,14 +250,13 @@ func runServe(ctx context.Context, args []string, s streams) error {
 	if err := mgr.Add(certs); err != nil {
 		return fmt.Errorf("add certificate watcher: %w", err)
 	}
-	informer, err := mgr.GetCache().GetInformer(ctx, saObj, cache.BlockUntilSynced(false))
-	if err != nil {
-		return fmt.Errorf("create serviceaccount informer: %w", err)
+	if err := mgr.Add(sas); err != nil {
+		return fmt.Errorf("add serviceaccount cache: %w", err)
 	}
 	m := admission.NewMetrics(metrics.Registry)
 	podHandler := &pod.Handler{
 		Defaults:           o.defaults,
-		ServiceAccounts:    sacache.NewLookup(mgr.GetCache(), mgr.GetAPIReader(), o.saLookupTimeout, o.defaults.AnnotationPrefix),
+		ServiceAccounts:    sas,
 		ExcludedNamespaces: o.excludedNamespaces,
 		Metrics:            m,
 		Log:                log.WithName("pod"),
@@ -275,7 +279,7 @@ func runServe(ctx context.Context, args []string, s streams) error {
 		return err
 	}
 	if err := mgr.AddReadyzCheck("serviceaccount-cache", func(*http.Request) error {
-		if !informer.HasSynced() {
+		if !sas.HasSynced() {
 			return errors.New("serviceaccount cache has not synced yet")
 		}
 		return nil

@@ -1,6 +1,12 @@
-// Package sacache finds ServiceAccounts for the pod handler: from an informer cache that
-// holds only what IRSA needs, and on a miss (a pod created right after its
-// ServiceAccount, before the watch delivered it) from one bounded live GET.
+// Package sacache finds ServiceAccounts for the pod handler: from an informer that holds
+// only what IRSA needs, and on a miss (a pod created right after its ServiceAccount,
+// before the watch delivered it) from one bounded live GET.
+//
+// It uses client-go's metadata informer directly rather than controller-runtime's cache:
+// the watch transfers ServiceAccount metadata only (no secrets), lookups read the
+// informer's index without a reflective copy, the GroupVersionResource is fixed so no
+// discovery call can fail at start-up, and a stopped process does not wait for a sync
+// that an unreachable API server will never finish.
 package sacache
 
 import (
@@ -12,10 +18,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 )
@@ -23,32 +28,47 @@ import (
 // DefaultLiveLookupBudget bounds the live GET made on a cache miss.
 const DefaultLiveLookupBudget = time.Second
 
-// NewObject returns the object type the cache holds: ServiceAccount metadata only, so the
-// watch transfers and stores no secrets or image pull secrets.
-func NewObject() *metav1.PartialObjectMetadata {
-	o := &metav1.PartialObjectMetadata{}
-	o.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
-	return o
+var gvr = corev1.SchemeGroupVersion.WithResource("serviceaccounts")
+
+// Cache is the ServiceAccount cache. Start it (it is a controller-runtime Runnable), gate
+// readiness on HasSynced, and look ServiceAccounts up with ServiceAccount.
+type Cache struct {
+	informer toolscache.SharedIndexInformer
+	live     metadata.Getter
+	budget   time.Duration
+	prefix   string
 }
 
-// CacheOptions configures the manager's cache for ServiceAccounts: metadata only, trimmed
-// by Transform, shared without deep copies (readers must not modify what they get).
-func CacheOptions(prefix string) (client.Object, cache.ByObject) {
-	t := true
-	return NewObject(), cache.ByObject{Transform: Transform(prefix), UnsafeDisableDeepCopy: &t}
-}
-
-// Transform keeps name, namespace, resourceVersion and the annotations under prefix; at
-// 100,000 ServiceAccounts the difference to a full object is tens of megabytes.
-func Transform(prefix string) toolscache.TransformFunc {
-	p := prefix + "/"
-	return func(obj any) (any, error) {
-		m, ok := obj.(*metav1.PartialObjectMetadata)
-		if !ok {
-			return obj, nil // tombstones and other types pass through
-		}
-		return trim(m, p), nil
+// New returns a cache of the ServiceAccounts' annotations under prefix ("<prefix>/...").
+func New(client metadata.Interface, prefix string, liveBudget time.Duration) (*Cache, error) {
+	inf := metadatainformer.NewFilteredMetadataInformer(client, gvr, metav1.NamespaceAll, 0, toolscache.Indexers{}, nil).Informer()
+	c := &Cache{informer: inf, live: client.Resource(gvr), budget: liveBudget, prefix: prefix + "/"}
+	if err := inf.SetTransform(c.transform); err != nil {
+		return nil, fmt.Errorf("set serviceaccount transform: %w", err)
 	}
+	return c, nil
+}
+
+// Start runs the informer until ctx ends.
+func (c *Cache) Start(ctx context.Context) error {
+	c.informer.RunWithContext(ctx)
+	return nil
+}
+
+// NeedLeaderElection: every replica serves, so every replica needs the cache.
+func (c *Cache) NeedLeaderElection() bool { return false }
+
+// HasSynced reports whether the initial list has been stored.
+func (c *Cache) HasSynced() bool { return c.informer.HasSynced() }
+
+// transform keeps name, namespace, resourceVersion, UID and the annotations under the
+// prefix: at 100,000 ServiceAccounts the difference to whole metadata is tens of megabytes.
+func (c *Cache) transform(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil // tombstones pass through
+	}
+	return trim(m, c.prefix), nil
 }
 
 func trim(m *metav1.PartialObjectMetadata, prefix string) *metav1.PartialObjectMetadata {
@@ -65,37 +85,28 @@ func trim(m *metav1.PartialObjectMetadata, prefix string) *metav1.PartialObjectM
 	return out
 }
 
-// Lookup implements the pod handler's ServiceAccounts.
-type Lookup struct {
-	cache  client.Reader
-	live   client.Reader
-	budget time.Duration
-	prefix string
-}
-
-// NewLookup reads from cache, then on a miss from live within budget.
-func NewLookup(cache, live client.Reader, budget time.Duration, prefix string) *Lookup {
-	return &Lookup{cache: cache, live: live, budget: budget, prefix: prefix + "/"}
-}
-
-// ServiceAccount returns the ServiceAccount's IRSA view.
-func (l *Lookup) ServiceAccount(ctx context.Context, namespace, name string) (irsa.Object, bool, error) {
-	key := types.NamespacedName{Namespace: namespace, Name: name}
-	m := NewObject()
-	err := l.cache.Get(ctx, key, m)
-	if apierrors.IsNotFound(err) && l.live != nil {
-		liveCtx, cancel := context.WithTimeout(ctx, l.budget)
-		defer cancel()
-		m = NewObject()
-		if err = l.live.Get(liveCtx, key, m); err == nil {
-			m = trim(m, l.prefix)
+// ServiceAccount returns the ServiceAccount's IRSA view; found is false when it does not
+// exist. The returned annotations are shared with the cache: read them, do not modify.
+func (c *Cache) ServiceAccount(ctx context.Context, namespace, name string) (irsa.Object, bool, error) {
+	key := namespace + "/" + name
+	obj, exists, err := c.informer.GetIndexer().GetByKey(key)
+	if err != nil {
+		return irsa.Object{}, false, fmt.Errorf("get serviceaccount %s from the cache: %w", key, err)
+	}
+	if exists {
+		if m, ok := obj.(*metav1.PartialObjectMetadata); ok {
+			return irsa.Object{Namespace: m.Namespace, Name: m.Name, Annotations: m.Annotations}, true, nil
 		}
 	}
+	liveCtx, cancel := context.WithTimeout(ctx, c.budget)
+	defer cancel()
+	m, err := c.live.Namespace(namespace).Get(liveCtx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		return irsa.Object{}, false, nil
 	case err != nil:
 		return irsa.Object{}, false, fmt.Errorf("get serviceaccount %s: %w", key, err)
 	}
+	m = trim(m, c.prefix)
 	return irsa.Object{Namespace: m.Namespace, Name: m.Name, Annotations: m.Annotations}, true, nil
 }

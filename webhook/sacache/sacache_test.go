@@ -6,101 +6,93 @@ import (
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	"k8s.io/apimachinery/pkg/runtime"
+	metadatafake "k8s.io/client-go/metadata/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
-func TestTransformKeepsOnlyWhatIRSANeeds(t *testing.T) {
-	in := NewObject()
-	in.Name, in.Namespace, in.ResourceVersion, in.UID = "s3-writer", "production", "42", "uid-1"
-	in.Labels = map[string]string{"team": "a"}
-	in.Annotations = map[string]string{
-		"eks.amazonaws.com/role-arn":                       "arn:aws:iam::123456789012:role/S3WriterRole",
-		"eks.amazonaws.com/audience":                       "sts.amazonaws.com",
-		"kubectl.kubernetes.io/last-applied-configuration": `{"huge":"json"}`,
-		"eks.amazonaws.com.evil/role-arn":                  "x",
+func sa(ns, name string, ann map[string]string) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}}
+	m.Namespace, m.Name, m.Annotations, m.ResourceVersion, m.UID = ns, name, ann, "42", "uid-1"
+	m.Labels = map[string]string{"team": "a"}
+	m.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+	return m
+}
+
+func newFake(objs ...runtime.Object) *metadatafake.FakeMetadataClient {
+	scheme := metadatafake.NewTestScheme()
+	if err := metav1.AddMetaToScheme(scheme); err != nil {
+		panic(err)
 	}
-	in.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
-	out, err := Transform("eks.amazonaws.com")(in)
+	return metadatafake.NewSimpleMetadataClient(scheme, objs...)
+}
+
+var role = map[string]string{
+	"eks.amazonaws.com/role-arn":                       "arn:aws:iam::123456789012:role/S3WriterRole",
+	"kubectl.kubernetes.io/last-applied-configuration": `{"huge":"json"}`,
+	"eks.amazonaws.com.evil/role-arn":                  "x",
+}
+
+func TestTransformKeepsOnlyWhatIRSANeeds(t *testing.T) {
+	c := &Cache{prefix: "eks.amazonaws.com/"}
+	out, err := c.transform(sa("production", "s3-writer", role))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := out.(*metav1.PartialObjectMetadata)
-	if m.Name != "s3-writer" || m.Namespace != "production" || m.ResourceVersion != "42" || m.UID != "uid-1" {
-		t.Errorf("identity lost: %+v", m.ObjectMeta)
+	if m.Name != "s3-writer" || m.Namespace != "production" || m.ResourceVersion != "42" || m.UID != "uid-1" || m.Kind != "ServiceAccount" {
+		t.Errorf("identity lost: %+v", m)
 	}
-	if len(m.Annotations) != 2 || m.Labels != nil || m.ManagedFields != nil {
+	if len(m.Annotations) != 1 || m.Labels != nil || m.ManagedFields != nil {
 		t.Errorf("kept too much or too little: annotations %v labels %v managedFields %v", m.Annotations, m.Labels, m.ManagedFields)
 	}
-	if m.GroupVersionKind().Kind != "ServiceAccount" {
-		t.Errorf("GVK lost: %v", m.GroupVersionKind())
-	}
-	if _, err := Transform("p")("not an object"); err != nil {
-		t.Errorf("other types must pass through: %v", err)
+	if other, _ := c.transform("tombstone"); other != "tombstone" {
+		t.Error("other types must pass through")
 	}
 }
 
-// reader is a client.Reader test double: a map of objects, or a fixed error.
-type reader struct {
-	objs  map[client.ObjectKey]map[string]string
-	err   error
-	calls int
-}
-
-func (r *reader) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
-	r.calls++
-	if r.err != nil {
-		return r.err
+func TestCache(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := newFake(sa("production", "s3-writer", role))
+	c, err := New(client, "eks.amazonaws.com", time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ann, ok := r.objs[key]
-	if !ok {
-		return apierrors.NewNotFound(schema.GroupResource{Resource: "serviceaccounts"}, key.Name)
+	go func() { _ = c.Start(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.HasSynced() {
+		if time.Now().After(deadline) {
+			t.Fatal("never synced")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	m := obj.(*metav1.PartialObjectMetadata)
-	m.Name, m.Namespace, m.Annotations = key.Name, key.Namespace, ann
-	return nil
-}
-
-func (r *reader) List(context.Context, client.ObjectList, ...client.ListOption) error {
-	return errors.New("not used")
-}
-
-func TestLookup(t *testing.T) {
-	key := client.ObjectKey{Namespace: "production", Name: "s3-writer"}
-	role := map[string]string{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/S3WriterRole", "other/x": "y"}
-	tests := []struct {
-		name      string
-		cache     *reader
-		live      *reader
-		wantFound bool
-		wantErr   bool
-		wantLive  int
-	}{
-		{"cache hit", &reader{objs: map[client.ObjectKey]map[string]string{key: role}}, &reader{}, true, false, 0},
-		{"cache miss, live hit (just created)", &reader{}, &reader{objs: map[client.ObjectKey]map[string]string{key: role}}, true, false, 1},
-		{"missing everywhere", &reader{}, &reader{}, false, false, 1},
-		{"live lookup fails", &reader{}, &reader{err: errors.New("connection refused")}, false, true, 1},
-		{"cache fails", &reader{err: errors.New("cache not started")}, &reader{}, false, true, 0},
+	got, found, err := c.ServiceAccount(ctx, "production", "s3-writer")
+	if err != nil || !found || len(got.Annotations) != 1 || got.Annotations["eks.amazonaws.com/role-arn"] == "" {
+		t.Fatalf("cached SA: %+v found %v err %v", got, found, err)
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			l := NewLookup(tc.cache, tc.live, time.Second, "eks.amazonaws.com")
-			sa, found, err := l.ServiceAccount(context.Background(), key.Namespace, key.Name)
-			if found != tc.wantFound || (err != nil) != tc.wantErr {
-				t.Fatalf("found %v err %v; want found %v err %v", found, err, tc.wantFound, tc.wantErr)
-			}
-			if tc.live.calls != tc.wantLive {
-				t.Errorf("live GETs = %d, want %d", tc.live.calls, tc.wantLive)
-			}
-			if found && (sa.Annotations["eks.amazonaws.com/role-arn"] == "" || sa.Name != "s3-writer") {
-				t.Errorf("got %+v", sa)
-			}
-			if found && tc.wantLive > 0 && len(sa.Annotations) != 1 {
-				t.Errorf("live result not trimmed to the prefix: %v", sa.Annotations)
-			}
+	t.Run("miss: live GET finds a new SA, trimmed", func(t *testing.T) {
+		// Created behind the informer's back: only the live GET can see it.
+		if err := client.Tracker().Add(sa("production", "fresh", role)); err != nil {
+			t.Fatal(err)
+		}
+		got, found, err := c.ServiceAccount(ctx, "production", "fresh")
+		if err != nil || !found || len(got.Annotations) != 1 {
+			t.Fatalf("got %+v found %v err %v", got, found, err)
+		}
+	})
+	t.Run("missing everywhere", func(t *testing.T) {
+		if _, found, err := c.ServiceAccount(ctx, "production", "nope"); found || err != nil {
+			t.Fatalf("found %v err %v", found, err)
+		}
+	})
+	t.Run("live GET fails", func(t *testing.T) {
+		client.PrependReactor("get", "serviceaccounts", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, errors.New("connection refused")
 		})
-	}
+		if _, found, err := c.ServiceAccount(ctx, "production", "other"); found || err == nil {
+			t.Fatalf("found %v err %v; want an error", found, err)
+		}
+	})
 }
-

@@ -1,0 +1,297 @@
+// Package integration_test runs the irsa-webhook binary against a real etcd and kube-apiserver:
+// the webhook is built once, started as a process (TLS, probes, metrics, JSON logs to a file)
+// and registered with a MutatingWebhookConfiguration, and every test proves its behaviour
+// through the API server, as a user of the cluster would see it.
+//
+// Tests run one after the other: TestReadiness restarts the shared webhook process.
+package integration_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
+	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
+	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+)
+
+const (
+	// testIssuer is not the apiserver's own URL, like a real EKS or S3-hosted issuer.
+	testIssuer = "https://oidc.irsa-integration.test/id/INTEGRATION"
+	// excludedNamespace is in the webhook's --excluded-namespaces but not excluded by the
+	// webhook configuration's namespaceSelector: the webhook itself must refuse it.
+	excludedNamespace = "irsa-it-excluded"
+	// probeNamespace holds the ServiceAccount TestMain uses to wait until the API server calls
+	// the webhook.
+	probeNamespace = "irsa-it-probe"
+	webhookConfig  = "irsa-webhook-integration"
+	testRoleARN    = "arn:aws:iam::123456789012:role/S3WriterRole"
+	setupTimeout   = 3 * time.Minute // cold `go build` of the webhook on two busy cores
+	stopTimeout    = 10 * time.Second
+	readyTimeout   = time.Minute
+	pollEvery      = 100 * time.Millisecond
+)
+
+// roleAnnotation is the ServiceAccount annotation naming the role.
+var roleAnnotation = irsa.Key(irsa.DefaultAnnotationPrefix, irsa.RoleARNAnnotation)
+
+// baseArgs are the serve flags every webhook process of these tests gets beyond the standard
+// ones: the ServiceAccount trust check is off, so that starting the webhook never reaches out
+// to AWS (STS, instance metadata); these tests are about the pod webhook.
+var baseArgs = []string{"--trust-check=off"}
+
+// suite is what TestMain set up; tests share it and run sequentially.
+var suite struct {
+	cp      *controlplane.ControlPlane
+	dir     string // webhook binary, certificates, logs
+	binary  string
+	tls     webhookproc.TLS
+	webhook *webhookproc.Process // replaced by TestReadiness when it restarts the webhook
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "irsa-integration-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "[webhook] %v\n", err)
+		os.Exit(1)
+	}
+	suite.dir = dir
+	suite.binary = filepath.Join(dir, "irsa-webhook")
+	// Build while the control plane starts.
+	build := buildAsync(suite.binary)
+	code := controlplane.Main(runner{m: m, build: build}, controlplane.Options{IssuerURL: testIssuer},
+		func(c *controlplane.ControlPlane) { suite.cp = c })
+	if code == 0 {
+		_ = os.RemoveAll(dir)
+	} else {
+		fmt.Fprintf(os.Stderr, "[webhook] logs kept in %s\n", dir)
+	}
+	os.Exit(code)
+}
+
+// buildAsync builds the webhook binary in the background; wait for the result with the returned
+// function.
+func buildAsync(out string) func() error {
+	var err error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+		defer cancel()
+		began := time.Now()
+		var root string
+		if root, err = webhookproc.ModuleRoot(ctx); err == nil {
+			err = webhookproc.Build(ctx, root, out)
+		}
+		if err == nil {
+			fmt.Fprintf(os.Stderr, "[webhook] built in %v\n", time.Since(began).Round(time.Millisecond))
+		}
+	})
+	return func() error { wg.Wait(); return err }
+}
+
+// runner starts the webhook around the tests; controlplane.Main calls Run once the control
+// plane is ready and stops the control plane after it.
+type runner struct {
+	m     *testing.M
+	build func() error
+}
+
+func (r runner) Run() int {
+	if err := r.build(); err != nil {
+		fmt.Fprintf(os.Stderr, "[webhook] %v\n", err)
+		return 1
+	}
+	began := time.Now()
+	err := setUp()
+	defer func() {
+		if err := suite.webhook.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "[webhook] %v\n", err)
+		}
+	}()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "[webhook] set up: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "[webhook] serving and registered in %v (log %s)\n", time.Since(began).Round(time.Millisecond), suite.webhook.LogPath())
+	return r.m.Run()
+}
+
+// setUp starts the webhook, registers it and waits until the API server calls it.
+func setUp() error {
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	var err error
+	if suite.tls, err = webhookproc.WriteServingCert(suite.dir, time.Now()); err != nil {
+		return err
+	}
+	suite.webhook, err = webhookproc.Start(webhookproc.Options{
+		Binary:      suite.binary,
+		Kubeconfig:  suite.cp.KubeconfigPath(),
+		TLS:         suite.tls,
+		LogPath:     filepath.Join(suite.dir, "webhook.log"),
+		Args:        append(slices.Clone(baseArgs), "--excluded-namespaces=kube-system,"+excludedNamespace),
+		StopTimeout: stopTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	if err := suite.webhook.WaitReady(ctx, readyTimeout); err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(suite.cp.Config())
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	cfg := webhookproc.PodWebhookConfiguration(webhookConfig, suite.webhook.URL(webhookproc.PodPath), suite.tls.CAPEM, admissionregistrationv1.Fail)
+	if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("register the webhook: %w", err)
+	}
+	for _, ns := range []string{probeNamespace, excludedNamespace} {
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create namespace %s: %w", ns, err)
+		}
+	}
+	return waitUntilCalled(ctx, cs)
+}
+
+// waitUntilCalled polls with dry-run pod creations until the API server's webhook
+// configuration has caught up and the webhook mutates.
+func waitUntilCalled(ctx context.Context, cs kubernetes.Interface) error {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "probe", Annotations: map[string]string{roleAnnotation: testRoleARN}}}
+	if _, err := cs.CoreV1().ServiceAccounts(probeNamespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create probe serviceaccount: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	var last error
+	for {
+		p, err := cs.CoreV1().Pods(probeNamespace).Create(ctx, simplePod("probe", "probe"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		switch {
+		case err != nil:
+			last = err
+		case !hasEnv(p.Spec.Containers[0], irsa.EnvRoleARN):
+			last = errors.New("dry-run pod came back without " + irsa.EnvRoleARN)
+		default:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the API server does not call the webhook: %w%s", last, suite.webhook.LogTail())
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
+// simplePod is a pod with one container running as sa.
+func simplePod(name, sa string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: sa,
+			Containers:         []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}},
+		},
+	}
+}
+
+func hasEnv(c corev1.Container, name string) bool {
+	return slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
+}
+
+func envValue(c corev1.Container, name string) (string, bool) {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value, true
+		}
+	}
+	return "", false
+}
+
+// warnings collects the admission warnings the API server sends to one client.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, text)
+}
+
+// take returns the warnings so far that start with prefix and forgets all of them.
+func (w *warnings) take(prefix string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, m := range w.msgs {
+		if strings.HasPrefix(m, prefix) {
+			out = append(out, m)
+		}
+	}
+	w.msgs = nil
+	return out
+}
+
+// newClient returns an admin clientset whose warnings are collected.
+func newClient(t *testing.T) (*kubernetes.Clientset, *warnings) {
+	t.Helper()
+	w := &warnings{}
+	cfg := suite.cp.Config()
+	cfg.WarningHandler = w
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatalf("create client: %v", err)
+	}
+	return cs, w
+}
+
+// newNamespace creates a namespace for one test and deletes it when the test ends. (Without a
+// controller-manager the deletion only marks it Terminating; the control plane is thrown away.)
+func newNamespace(t *testing.T, cs kubernetes.Interface, prefix string) string {
+	t.Helper()
+	ns, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "irsa-it-" + prefix + "-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := cs.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("delete namespace %s: %v", ns.Name, err)
+		}
+	})
+	return ns.Name
+}
+
+// createServiceAccount creates a ServiceAccount with the given annotations.
+func createServiceAccount(t *testing.T, cs kubernetes.Interface, ns, name string, annotations map[string]string) {
+	t.Helper()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}}
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(t.Context(), sa, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create serviceaccount %s/%s: %v", ns, name, err)
+	}
+}
+
+func createPod(t *testing.T, cs kubernetes.Interface, ns string, p *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	got, err := cs.CoreV1().Pods(ns).Create(t.Context(), p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create pod %s/%s: %v (webhook log %s)", ns, p.Name, err, suite.webhook.LogPath())
+	}
+	return got
+}
+
+func withRole(arn string) map[string]string { return map[string]string{roleAnnotation: arn} }

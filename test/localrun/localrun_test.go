@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestExit runs the demo with --exit as `make run` would, and checks what a new user reads:
+// the injected role, the token's subject, no log lines, and nothing left behind.
+func TestExit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute) // cold builds take longer: see README
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if err := run(ctx, []string{"--exit"}, &stdout, &stderr); err != nil {
+		t.Fatalf("run --exit: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	}
+	out := stdout.String()
+	t.Logf("output:\n%s", out)
+
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^\s+AWS_ROLE_ARN=arn:aws:iam::123456789012:role/S3WriterRole\s`),
+		regexp.MustCompile(`(?m)^\s+AWS_WEB_IDENTITY_TOKEN_FILE=/var/run/secrets/eks\.amazonaws\.com/serviceaccount/token\s`),
+		regexp.MustCompile(`(?m)^\s+sub\s+system:serviceaccount:production:s3-writer$`),
+		regexp.MustCompile(`(?m)^\s+aud\s+sts\.amazonaws\.com$`),
+		regexp.MustCompile(`(?m)^\s+iss\s+` + regexp.QuoteMeta(issuer) + `$`),
+		regexp.MustCompile(`(?m)^Step 4 .*\nStep 5 .*\nStep 6 `),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("output lacks %s", want)
+		}
+	}
+	if strings.Contains(out, `"level":`) || strings.Contains(stderr.String(), `"level":`) {
+		t.Errorf("webhook log lines reached the terminal")
+	}
+	// Everything printed as a temporary path must be gone.
+	tmp := regexp.MustCompile(regexp.QuoteMeta(os.TempDir())+`/irsa-[a-z]+-[0-9]+`).FindAllString(out, -1)
+	if len(tmp) == 0 {
+		t.Errorf("output names no temporary directory (the webhook log is in one)")
+	}
+	for _, m := range tmp {
+		if _, err := os.Stat(m); !os.IsNotExist(err) {
+			t.Errorf("%s is left behind (stat: %v)", m, err)
+		}
+	}
+}

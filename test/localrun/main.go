@@ -1,0 +1,429 @@
+// Command localrun is `make run`: it shows what irsa-webhook does to the walkthrough's
+// Deployment (deploy/examples/) on a local default, with no AWS account and no cluster.
+//
+// It starts a real etcd and kube-apiserver on loopback (building them on first use), builds
+// irsa-webhook and runs `irsa-webhook serve` as a child process with a self-signed serving
+// certificate, registers it, applies the example Namespace and ServiceAccount, creates a Pod
+// from the Deployment's pod template (no controller-manager runs, so nothing else would), and
+// prints what the pod's containers see: the injected variables, the token volume and mount,
+// and the claims of the token the kubelet would project. Then it keeps the cluster running for
+// kubectl until Ctrl-C (or exits at once with --exit), and removes everything it started.
+//
+// Run it from the repository: go run ./test/localrun [--exit]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
+	"github.com/irsa-webhook/irsa-webhook/test/jwtclaims"
+	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
+	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+)
+
+const (
+	// issuer looks like an EKS cluster's OIDC issuer; nothing needs to resolve it locally.
+	issuer        = "https://oidc.eks.local-demo.irsa-webhook.test/id/LOCALDEMO"
+	examplesDir   = "deploy/examples"
+	webhookConfig = "irsa-webhook"
+	// exitEnv set to anything non-empty does what --exit does.
+	exitEnv = "IRSA_LOCALRUN_EXIT"
+
+	slowBinariesAfter = 2 * time.Second // then say that the first run builds the control plane
+	readyTimeout      = time.Minute
+	pollEvery         = 100 * time.Millisecond
+)
+
+// webhookArgs are the serve flags of the demo beyond webhookproc's standard ones. The
+// ServiceAccount trust check is off: it would ask AWS IAM about the role, and this demo has no
+// AWS account (nor should it use the caller's AWS credentials).
+var webhookArgs = []string{"--trust-check=off"}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "localrun:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program; main only wires signals and the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	fs := flag.NewFlagSet("localrun", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	exit := fs.Bool("exit", os.Getenv(exitEnv) != "", "exit right after printing instead of running until Ctrl-C (also $"+exitEnv+")")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	d := &demo{out: stdout}
+	defer func() {
+		if ctx.Err() != nil { // Ctrl-C while starting is not a failure
+			err = nil
+		}
+		if cerr := d.cleanUp(err != nil); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if err := d.start(ctx); err != nil {
+		return err
+	}
+	r, err := d.apply(ctx)
+	if err != nil {
+		return err
+	}
+	d.report(r)
+	if *exit {
+		return nil
+	}
+	d.explore(r)
+	fmt.Fprint(d.out, "\nPress Ctrl-C to stop the control plane and the webhook and remove their files.\n")
+	<-ctx.Done()
+	fmt.Fprint(d.out, "\nStopping...")
+	return nil
+}
+
+// demo is what the program started, for cleanUp.
+type demo struct {
+	out     io.Writer
+	dir     string // webhook binary, certificate, log
+	cp      *controlplane.ControlPlane
+	webhook *webhookproc.Process
+	cs      *kubernetes.Clientset
+	warn    *warnings
+	root    string // module root
+}
+
+// start brings up the control plane and the webhook, registered.
+func (d *demo) start(ctx context.Context) error {
+	var err error
+	if d.root, err = webhookproc.ModuleRoot(ctx); err != nil {
+		return err
+	}
+	if d.dir, err = os.MkdirTemp("", "irsa-localrun-"); err != nil {
+		return fmt.Errorf("create temporary directory: %w", err)
+	}
+	binary := filepath.Join(d.dir, "irsa-webhook")
+	built := make(chan error, 1)
+	go func() { built <- webhookproc.Build(ctx, d.root, binary) }()
+
+	began := time.Now()
+	binDir, err := d.binaries(ctx)
+	if err != nil {
+		return err
+	}
+	if d.cp, err = controlplane.Start(ctx, controlplane.Options{Dir: binDir, IssuerURL: issuer}); err != nil {
+		return err
+	}
+	cfg := d.cp.Config()
+	d.warn = &warnings{}
+	cfg.WarningHandler = d.warn // shown in the report, instead of as klog lines
+	if d.cs, err = kubernetes.NewForConfig(cfg); err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	version := "kube-apiserver"
+	if v, err := d.cs.Discovery().ServerVersion(); err == nil {
+		version += " " + v.GitVersion
+	}
+	cpReady := time.Since(began)
+
+	if err := <-built; err != nil {
+		return err
+	}
+	began = time.Now()
+	tls, err := webhookproc.WriteServingCert(d.dir, time.Now())
+	if err != nil {
+		return err
+	}
+	if d.webhook, err = webhookproc.Start(webhookproc.Options{
+		Binary:     binary,
+		Kubeconfig: d.cp.KubeconfigPath(),
+		TLS:        tls,
+		LogPath:    filepath.Join(d.dir, "irsa-webhook.log"),
+		Args:       webhookArgs,
+	}); err != nil {
+		return err
+	}
+	if err := d.webhook.WaitReady(ctx, readyTimeout); err != nil {
+		return err
+	}
+	whConfig := webhookproc.PodWebhookConfiguration(webhookConfig, d.webhook.URL(webhookproc.PodPath), tls.CAPEM, admissionregistrationv1.Fail)
+	if _, err := d.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, whConfig, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("register the webhook: %w", err)
+	}
+
+	fmt.Fprintf(d.out, "irsa-webhook local demo: %s/ on a local cluster, no AWS account needed\n\n", examplesDir)
+	tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  control plane\t%s and etcd at %s (ready in %s)\n", version, d.cp.Host(), cpReady.Round(100*time.Millisecond))
+	fmt.Fprintf(tw, "  OIDC issuer\t%s\n", d.cp.IssuerURL())
+	fmt.Fprintf(tw, "  webhook\t%s (ready in %s)\n", d.webhook.URL(webhookproc.PodPath), time.Since(began).Round(100*time.Millisecond))
+	fmt.Fprintf(tw, "  webhook log\t%s\n", d.webhook.LogPath())
+	return tw.Flush()
+}
+
+// binaries finds or builds the control-plane binaries, saying so when it takes a while.
+func (d *demo) binaries(ctx context.Context) (string, error) {
+	type result struct {
+		dir string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		dir, err := controlplane.Binaries(ctx)
+		done <- result{dir, err}
+	}()
+	select {
+	case r := <-done:
+		return r.dir, r.err
+	case <-time.After(slowBinariesAfter):
+		fmt.Fprintln(d.out, "Building etcd, kube-apiserver and kubectl from source (first run only: about 9 minutes on 2 cores)...")
+	}
+	r := <-done
+	return r.dir, r.err
+}
+
+// applied is what apply created, for the report.
+type applied struct {
+	sa       *corev1.ServiceAccount
+	template *corev1.PodTemplateSpec // of the example Deployment
+	deploy   string
+	pod      *corev1.Pod
+	warnings []string // admission warnings of the pod's creation
+	claims   jwtclaims.Claims
+}
+
+// apply runs the walkthrough's steps 4 and 5 with the example manifests and asks for the token
+// of step 6.
+func (d *demo) apply(ctx context.Context) (*applied, error) {
+	var ns corev1.Namespace
+	var sa corev1.ServiceAccount
+	var deploy appsv1.Deployment
+	for name, into := range map[string]any{"namespace.yaml": &ns, "serviceaccount.yaml": &sa, "deployment.yaml": &deploy} {
+		path := filepath.Join(d.root, examplesDir, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read example: %w", err)
+		}
+		if err := yaml.UnmarshalStrict(data, into); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", path, err)
+		}
+	}
+	r := &applied{template: &deploy.Spec.Template, deploy: deploy.Name}
+	if _, err := d.cs.CoreV1().Namespaces().Create(ctx, &ns, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("create namespace %s: %w", ns.Name, err)
+	}
+	created, err := d.cs.CoreV1().ServiceAccounts(sa.Namespace).Create(ctx, &sa, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create serviceaccount %s/%s: %w", sa.Namespace, sa.Name, err)
+	}
+	r.sa = created
+
+	// What the Deployment's ReplicaSet would create.
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: deploy.Name + "-", Namespace: deploy.Namespace, Labels: deploy.Spec.Template.Labels, Annotations: deploy.Spec.Template.Annotations},
+		Spec:       *deploy.Spec.Template.Spec.DeepCopy(),
+	}
+	if err := d.waitUntilCalled(ctx, pod); err != nil {
+		return nil, err
+	}
+	d.warn.take()
+	if r.pod, err = d.cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("create pod from deployment %s: %w", deploy.Name, err)
+	}
+	r.warnings = d.warn.take()
+	src := tokenSource(r.pod)
+	if src == nil {
+		return nil, fmt.Errorf("pod %s/%s has no %s volume: the webhook did not mutate it (log: %s)", r.pod.Namespace, r.pod.Name, irsa.VolumeName, d.webhook.LogPath())
+	}
+	// The kubelet asks for this token: the volume's audience and lifetime, bound to the pod.
+	tr, err := d.cs.CoreV1().ServiceAccounts(r.pod.Namespace).CreateToken(ctx, r.pod.Spec.ServiceAccountName, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		Audiences:         []string{src.Audience},
+		ExpirationSeconds: src.ExpirationSeconds,
+		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: r.pod.Name, UID: r.pod.UID},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("request the pod's token: %w", err)
+	}
+	if r.claims, err = jwtclaims.Decode(tr.Status.Token); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// waitUntilCalled dry-runs the pod's creation until the API server has picked up the webhook
+// configuration and the webhook mutates it (usually at the first try).
+func (d *demo) waitUntilCalled(ctx context.Context, pod *corev1.Pod) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	for {
+		p, err := d.cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil && tokenSource(p) != nil {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("the pod came back unchanged")
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the API server does not call the webhook: %w (log: %s)", err, d.webhook.LogPath())
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
+// tokenSource is the webhook's projected token, or nil.
+func tokenSource(p *corev1.Pod) *corev1.ServiceAccountTokenProjection {
+	for _, v := range p.Spec.Volumes {
+		if v.Name == irsa.VolumeName && v.Projected != nil {
+			for _, s := range v.Projected.Sources {
+				if s.ServiceAccountToken != nil {
+					return s.ServiceAccountToken
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// report prints the walkthrough's steps 4 to 6 as this cluster shows them.
+func (d *demo) report(r *applied) {
+	out := d.out
+	p := r.pod
+	roleKey := irsa.Key(irsa.DefaultAnnotationPrefix, irsa.RoleARNAnnotation)
+	fmt.Fprintf(out, "\nStep 4  ServiceAccount %s/%s is annotated %s=%s\n", r.sa.Namespace, r.sa.Name, roleKey, r.sa.Annotations[roleKey])
+	fmt.Fprintf(out, "Step 5  Pod %s/%s (Deployment %s's template) runs as serviceAccountName %s; the webhook mutated it at creation\n", p.Namespace, p.Name, r.deploy, p.Spec.ServiceAccountName)
+	for _, w := range r.warnings {
+		fmt.Fprintf(out, "        warning: %s\n", w)
+	}
+	fmt.Fprintf(out, "Step 6  What the pod sees:\n")
+
+	own := map[string]bool{}
+	for _, c := range r.template.Spec.Containers {
+		for _, e := range c.Env {
+			own[c.Name+"/"+e.Name] = true
+		}
+	}
+	var mountedIn []string
+	var mountPath string
+	for _, c := range p.Spec.Containers {
+		fmt.Fprintf(out, "\n  Environment of container %q\n", c.Name)
+		tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
+		for _, e := range c.Env {
+			origin := "injected by the webhook"
+			if own[c.Name+"/"+e.Name] {
+				origin = "from deployment.yaml"
+			}
+			fmt.Fprintf(tw, "    %s=%s\t%s\n", e.Name, e.Value, origin)
+		}
+		_ = tw.Flush()
+		for _, m := range c.VolumeMounts {
+			if m.Name == irsa.VolumeName {
+				mountedIn, mountPath = append(mountedIn, c.Name), m.MountPath
+			}
+		}
+	}
+
+	src := tokenSource(p)
+	fmt.Fprintf(out, "\n  Volume and mount\n")
+	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
+	fmt.Fprintf(tw, "    volume\t%s\tprojected serviceAccountToken: audience %s, expirationSeconds %d, path %s\n", irsa.VolumeName, src.Audience, *src.ExpirationSeconds, src.Path)
+	fmt.Fprintf(tw, "    mount\t%s\t%s (read-only) in containers: %s\n", irsa.VolumeName, mountPath, strings.Join(mountedIn, ", "))
+	_ = tw.Flush()
+
+	c := r.claims
+	fmt.Fprintf(out, "\n  Token the kubelet writes to %s/%s\n  (from a TokenRequest with the volume's audience and lifetime, bound to the pod)\n", mountPath, src.Path)
+	tw = tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
+	fmt.Fprintf(tw, "    iss\t%s\n", c.Issuer)
+	fmt.Fprintf(tw, "    sub\t%s\n", c.Subject)
+	fmt.Fprintf(tw, "    aud\t%s\n", strings.Join(c.Audience, ", "))
+	fmt.Fprintf(tw, "    exp\t%s (valid for %s)\n", c.Expiry.Local().Format("2006-01-02 15:04:05 MST"), c.Lifetime())
+	_ = tw.Flush()
+	fmt.Fprintf(out, "\n  The AWS SDK exchanges it for %s credentials (sts:AssumeRoleWithWebIdentity);\n", r.sa.Annotations[roleKey])
+	fmt.Fprintf(out, "  STS agrees when the role's trust policy (step 3) trusts this issuer and requires this sub and aud.\n")
+}
+
+// explore prints how to look at the running cluster with kubectl.
+func (d *demo) explore(r *applied) {
+	out, p := d.out, r.pod
+	kubectl := "kubectl"
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		kubectl = d.cp.Kubectl().Path
+	}
+	fmt.Fprintf(out, "\nThe cluster is yours to explore:\n")
+	fmt.Fprintf(out, "  export KUBECONFIG=%s\n", d.cp.KubeconfigPath())
+	fmt.Fprintf(out, "  %s get pod -n %s %s -o yaml\n", kubectl, p.Namespace, p.Name)
+	fmt.Fprintf(out, "  %s run try-me -n %s --image=busybox --overrides='{\"spec\":{\"serviceAccountName\":\"%s\"}}' --dry-run=server -o yaml\n", kubectl, p.Namespace, p.Spec.ServiceAccountName)
+	fmt.Fprintf(out, "  %s create token %s -n %s --audience %s\n", kubectl, p.Spec.ServiceAccountName, p.Namespace, irsa.DefaultTokenAudience)
+}
+
+// cleanUp stops what start started and removes its files; after a failure the webhook's files
+// are kept for a look and their place printed.
+func (d *demo) cleanUp(failed bool) error {
+	var errs []error
+	if err := d.webhook.Stop(); err != nil {
+		errs = append(errs, err)
+	}
+	if d.cp != nil {
+		if err := d.cp.Stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if d.dir != "" {
+		if failed {
+			fmt.Fprintf(d.out, "Webhook files kept in %s\n", d.dir)
+		} else if err := os.RemoveAll(d.dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", d.dir, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("clean up: %w", err)
+	}
+	if !failed {
+		fmt.Fprintln(d.out, "\nStopped the control plane and the webhook; temporary files removed.")
+	}
+	return nil
+}
+
+// warnings collects the API server's warnings (the webhook's admission warnings among them).
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, text)
+}
+
+// take returns the warnings so far and forgets them.
+func (w *warnings) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.msgs
+	w.msgs = nil
+	return out
+}
