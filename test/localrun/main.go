@@ -40,6 +40,8 @@ import (
 	"github.com/irsa-webhook/irsa-webhook/test/jwtclaims"
 	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+	"github.com/irsa-webhook/irsa-webhook/webhook/manifest"
+	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
 )
 
 const (
@@ -55,10 +57,11 @@ const (
 	pollEvery         = 100 * time.Millisecond
 )
 
-// webhookArgs are the serve flags of the demo beyond webhookproc's standard ones. The
+// webhookArgs are the serve flags of the demo beyond webhookproc's standard ones (the
+// trust check's are added in start, since they name a temporary directory). The
 // ServiceAccount trust check is off: it would ask AWS IAM about the role, and this demo has no
 // AWS account (nor should it use the caller's AWS credentials).
-var webhookArgs = []string{"--trust-check=off"}
+var webhookArgs = []string{}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -115,6 +118,8 @@ type demo struct {
 	cs      *kubernetes.Clientset
 	warn    *warnings
 	root    string // module root
+	// policyFile is the role's trust policy the trust check reads (step 3).
+	policyFile string
 }
 
 // start brings up the control plane and the webhook, registered.
@@ -158,12 +163,18 @@ func (d *demo) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Step 3's trust policy, as `irsa-webhook trust policy` writes it, stands in for IAM:
+	// the trust check reads it from a directory (--trust-policy-dir), so no AWS is needed.
+	if d.policyFile, err = writeTrustPolicy(d.dir, filepath.Join(d.root, examplesDir, "serviceaccount.yaml")); err != nil {
+		return err
+	}
+	args := append([]string{"--trust-check=warn", "--trust-policy-dir=" + filepath.Dir(d.policyFile), "--oidc-issuer-url=" + issuer}, webhookArgs...)
 	if d.webhook, err = webhookproc.Start(webhookproc.Options{
 		Binary:     binary,
 		Kubeconfig: d.cp.KubeconfigPath(),
 		TLS:        tls,
 		LogPath:    filepath.Join(d.dir, "irsa-webhook.log"),
-		Args:       webhookArgs,
+		Args:       args,
 	}); err != nil {
 		return err
 	}
@@ -173,6 +184,10 @@ func (d *demo) start(ctx context.Context) error {
 	whConfig := webhookproc.PodWebhookConfiguration(webhookConfig, d.webhook.URL(webhookproc.PodPath), tls.CAPEM, admissionregistrationv1.Fail)
 	if _, err := d.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, whConfig, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("register the webhook: %w", err)
+	}
+	saConfig := webhookproc.ServiceAccountWebhookConfiguration(webhookConfig, d.webhook.URL(webhookproc.ServiceAccountPath), tls.CAPEM, admissionregistrationv1.Ignore)
+	if _, err := d.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, saConfig, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("register the trust check: %w", err)
 	}
 
 	fmt.Fprintf(d.out, "irsa-webhook local demo: %s/ on a local cluster, no AWS account needed\n\n", examplesDir)
@@ -213,6 +228,12 @@ type applied struct {
 	pod      *corev1.Pod
 	warnings []string // admission warnings of the pod's creation
 	claims   jwtclaims.Claims
+	// saWarnings are the trust check's warnings when the ServiceAccount was created (none:
+	// its role trusts it); mistake is the same ServiceAccount in another namespace, which
+	// the role does not trust, and mistakeWarnings what the trust check said of it.
+	saWarnings      []string
+	mistake         *corev1.ServiceAccount
+	mistakeWarnings []string
 }
 
 // apply runs the walkthrough's steps 4 and 5 with the example manifests and asks for the token
@@ -235,11 +256,19 @@ func (d *demo) apply(ctx context.Context) (*applied, error) {
 	if _, err := d.cs.CoreV1().Namespaces().Create(ctx, &ns, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("create namespace %s: %w", ns.Name, err)
 	}
+	if err := d.waitUntilChecked(ctx, &sa); err != nil {
+		return nil, err
+	}
+	d.warn.take()
 	created, err := d.cs.CoreV1().ServiceAccounts(sa.Namespace).Create(ctx, &sa, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("create serviceaccount %s/%s: %w", sa.Namespace, sa.Name, err)
 	}
 	r.sa = created
+	r.saWarnings = d.warn.take()
+	if r.mistake, r.mistakeWarnings, err = d.wrongNamespace(ctx, &sa); err != nil {
+		return nil, err
+	}
 
 	// What the Deployment's ReplicaSet would create.
 	pod := &corev1.Pod{
@@ -294,6 +323,29 @@ func (d *demo) waitUntilCalled(ctx context.Context, pod *corev1.Pod) error {
 	}
 }
 
+// waitUntilChecked dry-runs the ServiceAccount's creation in a namespace its role does not
+// trust until the trust check answers with a warning: from then on the API server calls it,
+// and "no warning" means "trusted".
+func (d *demo) waitUntilChecked(ctx context.Context, sa *corev1.ServiceAccount) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	probe := sa.DeepCopy()
+	probe.Namespace = sa.Namespace // the namespace exists; the name makes the role not trust it
+	probe.Name = sa.Name + "-probe"
+	for {
+		d.warn.take()
+		_, err := d.cs.CoreV1().ServiceAccounts(probe.Namespace).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil && len(d.warn.take()) > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the API server does not call the trust check (log: %s)", d.webhook.LogPath())
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
 // tokenSource is the webhook's projected token, or nil.
 func tokenSource(p *corev1.Pod) *corev1.ServiceAccountTokenProjection {
 	for _, v := range p.Spec.Volumes {
@@ -313,7 +365,14 @@ func (d *demo) report(r *applied) {
 	out := d.out
 	p := r.pod
 	roleKey := irsa.Key(irsa.DefaultAnnotationPrefix, irsa.RoleARNAnnotation)
-	fmt.Fprintf(out, "\nStep 4  ServiceAccount %s/%s is annotated %s=%s\n", r.sa.Namespace, r.sa.Name, roleKey, r.sa.Annotations[roleKey])
+	fmt.Fprintf(out, "\nStep 3  The role's trust policy (written by `irsa-webhook trust policy`) is %s\n", d.policyFile)
+	fmt.Fprintf(out, "Step 4  ServiceAccount %s/%s is annotated %s=%s\n", r.sa.Namespace, r.sa.Name, roleKey, r.sa.Annotations[roleKey])
+	if len(r.saWarnings) == 0 {
+		fmt.Fprintf(out, "        trust check: the role trusts system:serviceaccount:%s:%s (no warning)\n", r.sa.Namespace, r.sa.Name)
+	}
+	for _, w := range r.saWarnings {
+		fmt.Fprintf(out, "        warning: %s\n", w)
+	}
 	fmt.Fprintf(out, "Step 5  Pod %s/%s (Deployment %s's template) runs as serviceAccountName %s; the webhook mutated it at creation\n", p.Namespace, p.Name, r.deploy, p.Spec.ServiceAccountName)
 	for _, w := range r.warnings {
 		fmt.Fprintf(out, "        warning: %s\n", w)
@@ -363,6 +422,60 @@ func (d *demo) report(r *applied) {
 	_ = tw.Flush()
 	fmt.Fprintf(out, "\n  The AWS SDK exchanges it for %s credentials (sts:AssumeRoleWithWebIdentity);\n", r.sa.Annotations[roleKey])
 	fmt.Fprintf(out, "  STS agrees when the role's trust policy (step 3) trusts this issuer and requires this sub and aud.\n")
+
+	fmt.Fprintf(out, "\nDebugging, caught at apply time: the same ServiceAccount created in namespace %q gets, from the trust check,\n", r.mistake.Namespace)
+	for _, w := range r.mistakeWarnings {
+		fmt.Fprintf(out, "  Warning: %s\n", w)
+	}
+	fmt.Fprintf(out, "  (on EKS its pods would fail with AccessDenied from sts:AssumeRoleWithWebIdentity; `--trust-check=enforce` refuses it instead)\n")
+}
+
+// writeTrustPolicy writes the walkthrough's step 3 policy, for the example ServiceAccount
+// and this cluster's issuer, into dir/trust-policies/<role-name>.json for the trust check.
+func writeTrustPolicy(dir, saFile string) (string, error) {
+	data, err := os.ReadFile(saFile)
+	if err != nil {
+		return "", fmt.Errorf("read example: %w", err)
+	}
+	sa, err := manifest.ServiceAccount(data)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", saFile, err)
+	}
+	role := sa.Annotations[irsa.Key(irsa.DefaultAnnotationPrefix, irsa.RoleARNAnnotation)]
+	a, err := irsa.ParseRoleARN(role)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", saFile, err)
+	}
+	doc, err := trustpolicy.Minimal(trustpolicy.Request{RoleARN: role, IssuerURL: issuer, Namespace: sa.Namespace, ServiceAccount: sa.Name, Audience: irsa.DefaultTokenAudience})
+	if err != nil {
+		return "", err
+	}
+	policyDir := filepath.Join(dir, "trust-policies")
+	if err := os.MkdirAll(policyDir, 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w", policyDir, err)
+	}
+	path := filepath.Join(policyDir, a.Name+".json")
+	if err := os.WriteFile(path, []byte(doc+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("write trust policy: %w", err)
+	}
+	return path, nil
+}
+
+// wrongNamespace creates the example ServiceAccount in a "staging" namespace, the
+// walkthrough's most common mistake, and returns the trust check's warnings.
+func (d *demo) wrongNamespace(ctx context.Context, sa *corev1.ServiceAccount) (*corev1.ServiceAccount, []string, error) {
+	const ns = "staging"
+	if _, err := d.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return nil, nil, fmt.Errorf("create namespace %s: %w", ns, err)
+	}
+	wrong := sa.DeepCopy()
+	wrong.Namespace = ns
+	d.warn.take()
+	created, err := d.cs.CoreV1().ServiceAccounts(ns).Create(ctx, wrong, metav1.CreateOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("create serviceaccount %s/%s: %w", ns, wrong.Name, err)
+	}
+	return created, d.warn.take(), nil
 }
 
 // explore prints how to look at the running cluster with kubectl.

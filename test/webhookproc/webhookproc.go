@@ -46,6 +46,12 @@ import (
 // PodPath is the pod webhook's path on the HTTPS port.
 const PodPath = "/mutate-v1-pod"
 
+// ServiceAccountPath is the trust-check webhook's path on the HTTPS port.
+const ServiceAccountPath = "/validate-v1-serviceaccount"
+
+// ServiceAccountWebhookName is the trust-check webhook's name in its configuration.
+const ServiceAccountWebhookName = "serviceaccount.irsa-webhook.io"
+
 // PodWebhookName is the webhook's name inside the configuration PodWebhookConfiguration returns.
 const PodWebhookName = "pod.irsa-webhook.io"
 
@@ -388,6 +394,39 @@ func PodWebhookConfiguration(name, url string, caBundle []byte, failurePolicy ad
 			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
 				Key:      irsa.Key(irsa.DefaultAnnotationPrefix, irsa.SkipPodLabel),
 				Operator: metav1.LabelSelectorOpDoesNotExist,
+			}}},
+		}},
+	}
+}
+
+// ServiceAccountWebhookConfiguration registers the trust check at url, the way the Helm
+// chart does: ServiceAccount CREATE and UPDATE, sideEffects NoneOnDryRun (it records Events).
+func ServiceAccountWebhookConfiguration(name, url string, caBundle []byte, failurePolicy admissionregistrationv1.FailurePolicyType) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	sideEffects := admissionregistrationv1.SideEffectClassNoneOnDryRun
+	scope := admissionregistrationv1.NamespacedScope
+	timeout := int32(webhookTimeout)
+	return &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    ServiceAccountWebhookName,
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle},
+			AdmissionReviewVersions: []string{"v1"},
+			SideEffects:             &sideEffects,
+			FailurePolicy:           &failurePolicy,
+			TimeoutSeconds:          &timeout,
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups:   []string{""},
+					APIVersions: []string{"v1"},
+					Resources:   []string{"serviceaccounts"},
+					Scope:       &scope,
+				},
+			}},
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+				Key:      corev1.LabelMetadataName,
+				Operator: metav1.LabelSelectorOpNotIn,
+				Values:   []string{"kube-system"},
 			}}},
 		}},
 	}
