@@ -134,6 +134,8 @@ type Options struct {
 	Args []string
 	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL; default 10s.
 	StopTimeout time.Duration
+	// Env is added to this process's environment (e.g. AWS_ENDPOINT_URL for a local IAM).
+	Env []string
 }
 
 // Process is a running `irsa-webhook serve`.
@@ -183,6 +185,7 @@ func Start(opts Options) (*Process, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, opts.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), opts.Env...)
 	cmd.SysProcAttr = childSysProcAttr()
 	// Stop cancels ctx: SIGTERM first (graceful shutdown), SIGKILL after StopTimeout.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }

@@ -1,0 +1,306 @@
+package trustcheck_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/irsa-webhook/irsa-webhook/test/jwtclaims"
+)
+
+// namespace creates a namespace whose label picks the webhook in the given mode. With t, it
+// is deleted when the test ends.
+func namespace(ctx context.Context, t *testing.T, mode, name string) string {
+	_, err := suite.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{modeLabel: mode}}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		if t != nil {
+			t.Fatal(err)
+		}
+		panic(err)
+	}
+	if t != nil {
+		t.Cleanup(func() { _ = suite.cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	}
+	return name
+}
+
+func waitCalled(ctx context.Context, ns string) error {
+	cs, warnings := client()
+	sa := serviceAccount(ns, "probe", trustedRole)
+	for {
+		_, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if len(warnings.take()) > 0 || apierrors.IsForbidden(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("the API server never called the trust check")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// collector keeps the API server's warnings for a client.
+type collector struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (c *collector) HandleWarningHeader(_ int, _ string, text string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, text)
+}
+
+func (c *collector) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.msgs
+	c.msgs = nil
+	return out
+}
+
+// client returns a clientset whose warnings are collected (client-go's warning handler).
+func client() (*kubernetes.Clientset, *collector) {
+	cfg := rest.CopyConfig(suite.cp.Config())
+	w := &collector{}
+	cfg.WarningHandler = w
+	return kubernetes.NewForConfigOrDie(cfg), w
+}
+
+func serviceAccount(ns, name, role string) *corev1.ServiceAccount {
+	return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+		Annotations: map[string]string{"eks.amazonaws.com/role-arn": role}}}
+}
+
+// trustEvents lists the trust check's events about a ServiceAccount.
+func trustEvents(ctx context.Context, ns, name string) []string {
+	list, err := suite.cs.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return []string{"list events: " + err.Error()}
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.Regarding.Kind == "ServiceAccount" && e.Regarding.Name == name && strings.HasPrefix(e.Reason, "TrustPolicy") {
+			out = append(out, e.Reason+": "+e.Note)
+		}
+	}
+	return out
+}
+
+// waitEvent polls until an event with the reason exists, or the deadline.
+func waitEvent(t *testing.T, ns, name, reason string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		for _, e := range trustEvents(ctx, ns, name) {
+			if strings.HasPrefix(e, reason+":") {
+				return e
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no %s event for %s/%s; events: %q", reason, ns, name, trustEvents(context.Background(), ns, name))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func TestTrustedServiceAccount(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []string{"warn", "enforce"} {
+		t.Run(mode, func(t *testing.T) {
+			ns := namespace(ctx, t, mode, "trusted-"+mode)
+			role := "arn:aws:iam::123456789012:role/Trusted-" + mode
+			suite.iam.PutRole(role, minimal(role, ns, "app"))
+			cs, warnings := client()
+			if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, "app", role), metav1.CreateOptions{}); err != nil {
+				t.Fatalf("trusted ServiceAccount refused: %v", err)
+			}
+			if w := warnings.take(); len(w) > 0 {
+				t.Errorf("trusted ServiceAccount got warnings %q", w)
+			}
+			if e := trustEvents(ctx, ns, "app"); len(e) > 0 {
+				t.Errorf("trusted ServiceAccount got events %q", e)
+			}
+		})
+	}
+}
+
+func TestWrongNamespaceWarnsAndRecordsEvent(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(ctx, t, "warn", "team-b")
+	cs, warnings := client()
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, "app", trustedRole), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("warn mode must allow: %v", err)
+	}
+	w := warnings.take()
+	want := `sub StringEquals "system:serviceaccount:team-a:app" does not match "system:serviceaccount:team-b:app"`
+	if len(w) != 1 || !strings.Contains(w[0], want) || !strings.Contains(w[0], "does not trust") {
+		t.Fatalf("warnings = %q, want one saying %q", w, want)
+	}
+	e := waitEvent(t, ns, "app", "TrustPolicyMismatch")
+	if !strings.Contains(e, want) {
+		t.Errorf("event %q does not explain the mismatch", e)
+	}
+}
+
+func TestEnforceDenies(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(ctx, t, "enforce", "team-c")
+	_, err := suite.cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, "app", trustedRole), metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "does not match \"system:serviceaccount:team-c:app\"") {
+		t.Fatalf("err = %v, want Forbidden naming the mismatch", err)
+	}
+	if _, err := suite.cs.CoreV1().ServiceAccounts(ns).Get(ctx, "app", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("denied ServiceAccount exists: %v", err)
+	}
+	waitEvent(t, ns, "app", "TrustPolicyMismatch")
+
+	t.Run("a role change on update is checked", func(t *testing.T) {
+		sa, err := suite.cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "later", Namespace: ns}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sa.Annotations = map[string]string{"eks.amazonaws.com/role-arn": trustedRole}
+		if _, err := suite.cs.CoreV1().ServiceAccounts(ns).Update(ctx, sa, metav1.UpdateOptions{}); !apierrors.IsForbidden(err) {
+			t.Fatalf("update err = %v, want Forbidden", err)
+		}
+	})
+	t.Run("a role that does not exist is denied", func(t *testing.T) {
+		_, err := suite.cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, "ghost", "arn:aws:iam::123456789012:role/Ghost"), metav1.CreateOptions{})
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "does not exist") {
+			t.Fatalf("err = %v, want Forbidden: role does not exist", err)
+		}
+	})
+}
+
+func TestDryRunRecordsNoEvent(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(ctx, t, "warn", "team-d")
+	cs, warnings := client()
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, "app", trustedRole), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatal(err)
+	}
+	if w := warnings.take(); len(w) != 1 {
+		t.Fatalf("dry run: warnings %q, want the mismatch", w)
+	}
+	// A real create right after records an event: when it shows, the dry run's would have too.
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, "real", trustedRole), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ns, "real", "TrustPolicyMismatch")
+	if e := trustEvents(ctx, ns, "app"); len(e) > 0 {
+		t.Errorf("dry run recorded events %q", e)
+	}
+}
+
+func TestIAMFaultsNeverBlock(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(ctx, t, "enforce", "team-e")
+	for i, fault := range []struct {
+		name  string
+		apply func()
+		clear func()
+	}{
+		{"down", suite.iam.Down, func() {
+			if err := suite.iam.Up(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"slower than the deadline", func() { suite.iam.SetDelay(10 * time.Second) }, func() { suite.iam.SetDelay(0) }},
+		{"throttling", func() { suite.iam.SetFault("Throttling") }, func() { suite.iam.SetFault("") }},
+	} {
+		t.Run(fault.name, func(t *testing.T) {
+			fault.apply()
+			defer fault.clear()
+			cs, warnings := client()
+			// A role not asked for before, so no cached answer hides the fault.
+			role := fmt.Sprintf("arn:aws:iam::123456789012:role/Uncached%d", i)
+			began := time.Now()
+			_, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, fmt.Sprintf("sa-%d", i), role), metav1.CreateOptions{})
+			took := time.Since(began)
+			if err != nil {
+				t.Fatalf("IAM %s must not block (enforce mode, not fail-closed): %v", fault.name, err)
+			}
+			if took > checkTimeout+2*time.Second {
+				t.Errorf("admission took %s, past the %s deadline", took, checkTimeout)
+			}
+			if w := warnings.take(); len(w) != 1 || !strings.Contains(w[0], "not verified") {
+				t.Errorf("warnings = %q, want one saying trust was not verified", w)
+			}
+		})
+	}
+}
+
+// TestTokenClosesTheLoop: the token the kubelet would project for a ServiceAccount, checked
+// by `irsa-webhook trust check` against the policy `irsa-webhook trust policy` wrote for it,
+// is trusted; against another ServiceAccount's policy it is not.
+func TestTokenClosesTheLoop(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(ctx, t, "warn", "loop")
+	if _, err := suite.cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := suite.cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "app", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{"sts.amazonaws.com"}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := jwtclaims.Decode(tr.Status.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What STS would check, taken from the token itself.
+	parts := strings.Split(c.Subject, ":") // system:serviceaccount:NS:NAME
+	if len(parts) != 4 || len(c.Audience) != 1 {
+		t.Fatalf("unexpected claims %+v", c)
+	}
+	tokenArgs := []string{"--role-arn", trustedRole, "--issuer", c.Issuer, "--namespace", parts[2], "--service-account", parts[3], "--audience", c.Audience[0]}
+	policy, err := exec.Command(suite.binary, append([]string{"trust", "policy"}, tokenArgs...)...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := filepath.Join(t.TempDir(), "own.json")
+	other := filepath.Join(t.TempDir(), "other.json")
+	writeFile(t, own, string(policy))
+	writeFile(t, other, minimal(trustedRole, "team-a", "app"))
+	for _, tc := range []struct {
+		file     string
+		wantCode int
+	}{{own, 0}, {other, 1}} {
+		cmd := exec.Command(suite.binary, append([]string{"trust", "check", "--policy-file", tc.file}, tokenArgs...)...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.wantCode {
+			t.Errorf("trust check against %s: exit %d, want %d:\n%s", filepath.Base(tc.file), code, tc.wantCode, out)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
