@@ -19,7 +19,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -64,6 +63,7 @@ type serveOptions struct {
 	saLookupTimeout    time.Duration
 	shutdownGrace      time.Duration
 	trust              trustOptions
+	cert               certOptions
 }
 
 func newServeOptions() *serveOptions {
@@ -81,6 +81,7 @@ func newServeOptions() *serveOptions {
 		saLookupTimeout:    sacache.DefaultLiveLookupBudget,
 		shutdownGrace:      defaultShutdownGrace,
 		trust:              newTrustOptions(),
+		cert:               newCertOptions(),
 	}
 }
 
@@ -102,6 +103,7 @@ func (o *serveOptions) flagSet() *flag.FlagSet {
 	fs.DurationVar(&o.saLookupTimeout, "service-account-lookup-timeout", o.saLookupTimeout, "budget of the live GET made when a pod's ServiceAccount is not in the cache yet")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace-period", o.shutdownGrace, "how long in-flight requests may take to finish on SIGTERM")
 	o.trust.addFlags(fs)
+	o.cert.addFlags(fs)
 	return fs
 }
 
@@ -133,6 +135,7 @@ func (o *serveOptions) validate() error {
 		errs = append(errs, fmt.Errorf("--shutdown-grace-period %s must not be negative", o.shutdownGrace))
 	}
 	errs = append(errs, o.trust.validate()...)
+	errs = append(errs, o.cert.validate()...)
 	return joinProblems(errs)
 }
 
@@ -210,9 +213,9 @@ func runServe(ctx context.Context, args []string, s streams) error {
 	}
 	minVersion, _ := tlsVersion(o.tlsMinVersion)
 	suites, _ := cipherSuites(o.tlsCipherSuites)
-	certs, err := certwatcher.New(o.tlsCertFile, o.tlsKeyFile)
+	certSource, getCertificate, certReady, err := o.cert.servingCertificate(cfg, o.tlsCertFile, o.tlsKeyFile, log.WithName("certs"))
 	if err != nil {
-		return fmt.Errorf("load serving certificate: %w", err)
+		return err
 	}
 
 	scheme := runtime.NewScheme()
@@ -240,15 +243,15 @@ func runServe(ctx context.Context, args []string, s streams) error {
 			TLSOpts: []func(*tls.Config){func(c *tls.Config) {
 				c.MinVersion = minVersion
 				c.CipherSuites = suites
-				c.GetCertificate = certs.GetCertificate
+				c.GetCertificate = getCertificate
 			}},
 		}),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := mgr.Add(certs); err != nil {
-		return fmt.Errorf("add certificate watcher: %w", err)
+	if err := mgr.Add(certSource); err != nil {
+		return fmt.Errorf("add serving certificate source: %w", err)
 	}
 	if err := mgr.Add(sas); err != nil {
 		return fmt.Errorf("add serviceaccount cache: %w", err)
@@ -277,6 +280,12 @@ func runServe(ctx context.Context, args []string, s streams) error {
 	}
 	if err := mgr.AddReadyzCheck("webhook-server", srv.StartedChecker()); err != nil {
 		return err
+	}
+	if certReady != nil {
+		// Not ready until the Secret, every caBundle and the served certificate are in place.
+		if err := mgr.AddReadyzCheck("serving-certificate", certReady); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddReadyzCheck("serviceaccount-cache", func(*http.Request) error {
 		if !sas.HasSynced() {
