@@ -143,4 +143,3 @@ func FuzzMutate(f *testing.F) {
 		}
 	})
 }
-
