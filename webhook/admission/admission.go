@@ -13,13 +13,14 @@
 package admission
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -137,7 +138,13 @@ func readReview[T any](w http.ResponseWriter, r *http.Request) (*Review[T], int,
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("content type %q not supported: want application/json", r.Header.Get("Content-Type"))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	buf := bodies.Get().(*bytes.Buffer)
+	defer putBody(buf)
+	if r.ContentLength > 0 && r.ContentLength <= MaxBodyBytes {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead) // one allocation at most, usually none
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body := buf.Bytes()
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -150,6 +157,20 @@ func readReview[T any](w http.ResponseWriter, r *http.Request) (*Review[T], int,
 		return nil, http.StatusBadRequest, err
 	}
 	return rv, http.StatusOK, nil
+}
+
+// bodies recycles request-body buffers: decoding copies what it keeps, so a body is garbage
+// as soon as its review is decoded.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody keeps an occasional huge request from pinning its buffer in the pool.
+const maxPooledBody = 256 << 10
+
+func putBody(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBody {
+		b.Reset()
+		bodies.Put(b)
+	}
 }
 
 // DecodeReview parses and checks an AdmissionReview v1 request body, decoding its

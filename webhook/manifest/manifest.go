@@ -101,7 +101,7 @@ func Mutate(doc []byte, sa irsa.Object, d irsa.Defaults, out Format) (Result, er
 	case sa.Namespace != "" && ns != sa.Namespace:
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s is in namespace %q, serviceaccount %s in %q: nothing injected", head.Kind, head.Metadata.Name, ns, sa.Name, sa.Namespace))
 	default:
-		podObj := irsa.Object{Namespace: ns, Name: head.Metadata.Name, Annotations: tmpl.Annotations, Labels: tmpl.Labels}
+		podObj := irsa.Object{Namespace: ns, Name: head.Metadata.Name, Annotations: tmpl.Metadata.Annotations, Labels: tmpl.Metadata.Labels}
 		cfg, outcome, warnings := irsa.ConfigFor(sa, podObj, d)
 		res.Warnings = append(res.Warnings, warnings...)
 		if outcome == irsa.Mutated {
@@ -117,21 +117,19 @@ func Mutate(doc []byte, sa irsa.Object, d irsa.Defaults, out Format) (Result, er
 	return res, err
 }
 
-// podTemplate decodes only the pod template of the manifest.
-func podTemplate(js []byte, kind string) (*corev1.PodTemplateSpec, error) {
-	var t corev1.PodTemplateSpec
+// podTemplate decodes the part of the manifest's pod template the mutation reads.
+func podTemplate(js []byte, kind string) (*pod.Pod, error) {
+	var t pod.Pod
 	var err error
 	switch kind {
 	case "Pod":
-		var p corev1.Pod
-		err = json.Unmarshal(js, &p)
-		t.ObjectMeta, t.Spec = p.ObjectMeta, p.Spec
+		err = json.Unmarshal(js, &t)
 	case "CronJob":
 		var cj struct {
 			Spec struct {
 				JobTemplate struct {
 					Spec struct {
-						Template corev1.PodTemplateSpec `json:"template"`
+						Template pod.Pod `json:"template"`
 					} `json:"spec"`
 				} `json:"jobTemplate"`
 			} `json:"spec"`
@@ -141,7 +139,7 @@ func podTemplate(js []byte, kind string) (*corev1.PodTemplateSpec, error) {
 	default:
 		var w struct {
 			Spec struct {
-				Template corev1.PodTemplateSpec `json:"template"`
+				Template pod.Pod `json:"template"`
 			} `json:"spec"`
 		}
 		err = json.Unmarshal(js, &w)

@@ -7,8 +7,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/pod"
 )
@@ -24,14 +22,14 @@ var benchSA = irsa.Object{Namespace: "production", Name: "s3-writer", Annotation
 
 // BenchmarkMutate measures the pure part: config from annotations, then the add operations.
 func BenchmarkMutate(b *testing.B) {
-	var p corev1.Pod
+	var p pod.Pod
 	if err := json.Unmarshal(benchPod(b), &p); err != nil {
 		b.Fatal(err)
 	}
 	d := irsa.NewDefaults()
 	b.ReportAllocs()
 	for b.Loop() {
-		cfg, _, _ := irsa.ConfigFor(benchSA, irsa.Object{Namespace: p.Namespace, Annotations: p.Annotations, Labels: p.Labels}, d)
+		cfg, _, _ := irsa.ConfigFor(benchSA, irsa.Object{Namespace: p.Metadata.Namespace, Annotations: p.Metadata.Annotations, Labels: p.Metadata.Labels}, d)
 		if ops := pod.Mutate(&p.Spec, cfg, "/spec"); len(ops) == 0 {
 			b.Fatal("no ops")
 		}

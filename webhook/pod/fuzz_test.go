@@ -107,7 +107,11 @@ func FuzzMutate(f *testing.F) {
 		if err != nil {
 			return
 		}
-		ops := pod.Mutate(&p.Spec, cfg, "/spec")
+		var view pod.Pod
+		if json.Unmarshal(doc, &view) != nil {
+			t.Fatalf("a pod's JSON does not decode into the view: %s", doc)
+		}
+		ops := pod.Mutate(&view.Spec, cfg, "/spec")
 		raw, err := pod.MarshalPatch(ops)
 		if err != nil {
 			t.Fatal(err)
@@ -122,10 +126,14 @@ func FuzzMutate(f *testing.F) {
 			t.Fatalf("patch does not apply: %v\n%s", err, raw)
 		}
 		var after corev1.Pod
+		var afterView pod.Pod
 		if err := json.Unmarshal(out, &after); err != nil {
 			t.Fatal(err)
 		}
-		if again := pod.Mutate(&after.Spec, cfg, "/spec"); len(again) != 0 {
+		if err := json.Unmarshal(out, &afterView); err != nil {
+			t.Fatal(err)
+		}
+		if again := pod.Mutate(&afterView.Spec, cfg, "/spec"); len(again) != 0 {
 			t.Fatalf("not idempotent: second pass adds %v", again)
 		}
 		var orig corev1.Pod // p as the patched document saw it (JSON drops empty lists)

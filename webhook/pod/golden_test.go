@@ -16,7 +16,6 @@ import (
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
@@ -79,11 +78,11 @@ func TestGolden(t *testing.T) {
 			}
 
 			// Pure path.
-			var p corev1.Pod
+			var p pod.Pod
 			if err := json.Unmarshal(podJSON, &p); err != nil {
 				t.Fatal(err)
 			}
-			cfg, outcome, pureWarnings := irsa.ConfigFor(sa, irsa.Object{Namespace: p.Namespace, Name: p.Name, Annotations: p.Annotations, Labels: p.Labels}, d)
+			cfg, outcome, pureWarnings := irsa.ConfigFor(sa, irsa.Object{Namespace: p.Metadata.Namespace, Name: p.Metadata.Name, Annotations: p.Metadata.Annotations, Labels: p.Metadata.Labels}, d)
 			var ops []pod.Op
 			if outcome == irsa.Mutated {
 				ops = pod.Mutate(&p.Spec, cfg, "/spec")

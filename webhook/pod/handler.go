@@ -7,7 +7,6 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
@@ -58,7 +57,7 @@ func (h *Handler) handle(ctx context.Context, req *admission.Request[Pod]) (*adm
 	if _, skip := podObj.Labels[irsa.Key(h.Defaults.AnnotationPrefix, irsa.SkipPodLabel)]; skip {
 		return admission.AllowWithWarnings(), irsa.Skipped
 	}
-	spec := p.PodSpec()
+	spec := &p.Spec
 	saName := ServiceAccountName(spec)
 	sa, found, err := h.ServiceAccounts.ServiceAccount(ctx, req.Namespace, saName)
 	switch {
@@ -90,7 +89,7 @@ func (h *Handler) handle(ctx context.Context, req *admission.Request[Pod]) (*adm
 
 // ServiceAccountName is the pod's ServiceAccount: spec.serviceAccountName, else the
 // deprecated spec.serviceAccount, else "default" (what the API server will assign).
-func ServiceAccountName(spec *corev1.PodSpec) string {
+func ServiceAccountName(spec *Spec) string {
 	switch {
 	case spec.ServiceAccountName != "":
 		return spec.ServiceAccountName

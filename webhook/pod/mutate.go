@@ -58,16 +58,16 @@ func MarshalPatch(ops []Op) ([]byte, error) {
 }
 
 // Mutate returns the add operations that give every container of spec the role's
-// credentials, with paths rooted at specPath ("/spec" for a Pod, "/spec/template/spec"
+// credentials (spec decoded from the pod's JSON into the Spec view), with paths rooted at specPath ("/spec" for a Pod, "/spec/template/spec"
 // for a Deployment). It never changes spec. Applying its result and calling it again
 // returns nothing (idempotent).
-func Mutate(spec *corev1.PodSpec, cfg irsa.Config, specPath string) []Op {
+func Mutate(spec *Spec, cfg irsa.Config, specPath string) []Op {
 	var ops []Op
 	windows := IsWindows(spec)
 	injected := false
 	for _, set := range []struct {
 		field      string
-		containers []corev1.Container
+		containers []Container
 	}{{"initContainers", spec.InitContainers}, {"containers", spec.Containers}} {
 		for i := range set.containers {
 			c := &set.containers[i]
@@ -88,7 +88,7 @@ func Mutate(spec *corev1.PodSpec, cfg irsa.Config, specPath string) []Op {
 
 // tokenFile is where the container finds the token: under its own mount of the token
 // volume when it already has one elsewhere, else under the configured mount path.
-func tokenFile(c *corev1.Container, cfg irsa.Config, windows bool) string {
+func tokenFile(c *Container, cfg irsa.Config, windows bool) string {
 	for _, m := range c.VolumeMounts {
 		if m.Name == irsa.VolumeName && m.MountPath != cfg.MountPath {
 			cfg.MountPath = m.MountPath
@@ -100,7 +100,7 @@ func tokenFile(c *corev1.Container, cfg irsa.Config, windows bool) string {
 	return cfg.TokenFile()
 }
 
-func appendMount(ops []Op, c *corev1.Container, cfg irsa.Config, base string) []Op {
+func appendMount(ops []Op, c *Container, cfg irsa.Config, base string) []Op {
 	for _, m := range c.VolumeMounts {
 		if m.Name == irsa.VolumeName || m.MountPath == cfg.MountPath {
 			return ops
@@ -112,7 +112,7 @@ func appendMount(ops []Op, c *corev1.Container, cfg irsa.Config, base string) []
 
 // appendEnv adds the variables in pairs: a container that sets either variable of a pair
 // gets neither, so a user's own setting is never mixed with ours.
-func appendEnv(ops []Op, c *corev1.Container, cfg irsa.Config, tokenFile, base string) []Op {
+func appendEnv(ops []Op, c *Container, cfg irsa.Config, tokenFile, base string) []Op {
 	var add []corev1.EnvVar
 	if !hasEnv(c, irsa.EnvRoleARN) && !hasEnv(c, irsa.EnvWebIdentityTokenFile) {
 		add = append(add,
@@ -162,7 +162,7 @@ func tokenVolume(cfg irsa.Config) corev1.Volume {
 	}
 }
 
-func hasVolume(spec *corev1.PodSpec, name string) bool {
+func hasVolume(spec *Spec, name string) bool {
 	for i := range spec.Volumes {
 		if spec.Volumes[i].Name == name {
 			return true
@@ -171,7 +171,7 @@ func hasVolume(spec *corev1.PodSpec, name string) bool {
 	return false
 }
 
-func hasEnv(c *corev1.Container, name string) bool {
+func hasEnv(c *Container, name string) bool {
 	for i := range c.Env {
 		if c.Env[i].Name == name {
 			return true
@@ -186,7 +186,7 @@ const osLabel = "kubernetes.io/os"
 // IsWindows reports whether the pod can only run on Windows nodes: spec.os.name, the
 // kubernetes.io/os node selector, or a required node affinity whose every term pins
 // kubernetes.io/os In [windows].
-func IsWindows(spec *corev1.PodSpec) bool {
+func IsWindows(spec *Spec) bool {
 	if spec.OS != nil {
 		return spec.OS.Name == corev1.Windows
 	}
