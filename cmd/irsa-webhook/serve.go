@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -41,6 +42,7 @@ const (
 	defaultTLSKeyFile         = "/etc/irsa-webhook/tls/tls.key"
 	defaultTLSMinVersion      = "1.2"
 	defaultShutdownGrace      = 20 * time.Second
+	defaultShutdownDelay      = 5 * time.Second
 	podWebhookPath            = "/mutate-v1-pod"
 	serviceAccountWebhookPath = "/validate-v1-serviceaccount"
 	defaultExcludedNamespace  = "kube-system"
@@ -62,6 +64,7 @@ type serveOptions struct {
 	excludedNamespaces listFlag
 	saLookupTimeout    time.Duration
 	shutdownGrace      time.Duration
+	shutdownDelay      time.Duration
 	trust              trustOptions
 	cert               certOptions
 }
@@ -80,6 +83,7 @@ func newServeOptions() *serveOptions {
 		excludedNamespaces: listFlag{defaultExcludedNamespace},
 		saLookupTimeout:    sacache.DefaultLiveLookupBudget,
 		shutdownGrace:      defaultShutdownGrace,
+		shutdownDelay:      defaultShutdownDelay,
 		trust:              newTrustOptions(),
 		cert:               newCertOptions(),
 	}
@@ -102,6 +106,7 @@ func (o *serveOptions) flagSet() *flag.FlagSet {
 	fs.Var(&o.excludedNamespaces, "excluded-namespaces", "comma-separated namespaces whose pods are never mutated, whatever the webhook configuration sends")
 	fs.DurationVar(&o.saLookupTimeout, "service-account-lookup-timeout", o.saLookupTimeout, "budget of the live GET made when a pod's ServiceAccount is not in the cache yet")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace-period", o.shutdownGrace, "how long in-flight requests may take to finish on SIGTERM")
+	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", o.shutdownDelay, "on SIGTERM, report not ready but keep serving this long before stopping, so the API server stops sending requests first")
 	o.trust.addFlags(fs)
 	o.cert.addFlags(fs)
 	return fs
@@ -131,8 +136,8 @@ func (o *serveOptions) validate() error {
 	if o.saLookupTimeout <= 0 || o.saLookupTimeout > 10*time.Second {
 		errs = append(errs, fmt.Errorf("--service-account-lookup-timeout %s must be within (0, 10s]: it delays pod creation", o.saLookupTimeout))
 	}
-	if o.shutdownGrace < 0 {
-		errs = append(errs, fmt.Errorf("--shutdown-grace-period %s must not be negative", o.shutdownGrace))
+	if o.shutdownGrace < 0 || o.shutdownDelay < 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-grace-period %s and --shutdown-delay %s must not be negative", o.shutdownGrace, o.shutdownDelay))
 	}
 	errs = append(errs, o.trust.validate()...)
 	errs = append(errs, o.cert.validate()...)
@@ -295,8 +300,35 @@ func runServe(ctx context.Context, args []string, s streams) error {
 	}); err != nil {
 		return err
 	}
+	// On SIGTERM: not ready at once, keep serving for the shutdown delay while endpoints
+	// and the API server catch up, then stop (in-flight requests get the grace period).
+	var draining atomic.Bool
+	if err := mgr.AddReadyzCheck("shutdown", func(*http.Request) error {
+		if draining.Load() {
+			return errors.New("shutting down")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-runCtx.Done():
+			return
+		}
+		draining.Store(true)
+		log.Info("shutting down: not ready, still serving", "delay", o.shutdownDelay.String())
+		select {
+		case <-time.After(o.shutdownDelay):
+		case <-runCtx.Done():
+		}
+		stop()
+	}()
 	log.Info("starting irsa-webhook", "version", version, "port", o.port, "annotationPrefix", o.defaults.AnnotationPrefix)
-	if err := mgr.Start(ctx); err != nil {
+	if err := mgr.Start(runCtx); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("stopped")

@@ -194,8 +194,8 @@ func TestInvariants(t *testing.T) {
 					t.Errorf("%s probe: GET %s on %s, want %s on healthz", p.name, p.probe.HTTPGet.Path, p.probe.HTTPGet.Port.String(), p.path)
 				}
 			}
-			if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds != 5 {
-				t.Errorf("lifecycle = %+v, want a 5s preStop sleep", c.Lifecycle)
+			if c.Lifecycle != nil {
+				t.Errorf("lifecycle = %+v; the binary drains itself (--shutdown-delay), no preStop hook is needed", c.Lifecycle)
 			}
 			e, ok := env(c, "POD_NAMESPACE")
 			if !ok || e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
@@ -255,6 +255,7 @@ func TestArgs(t *testing.T) {
 		"--excluded-namespaces=kube-system," + namespace,
 		"--service-account-lookup-timeout=1s",
 		"--shutdown-grace-period=20s",
+		"--shutdown-delay=5s",
 		"--trust-check=warn",
 		"--trust-check-fail-closed=false",
 		"--trust-check-timeout=3s",
@@ -306,6 +307,7 @@ func TestArgs(t *testing.T) {
 				"--excluded-namespaces=kube-system,monitoring," + namespace,
 				"--service-account-lookup-timeout=2s",
 				"--shutdown-grace-period=15s",
+				"--shutdown-delay=5s",
 				"--trust-check=enforce",
 				"--trust-check-fail-closed=true",
 				"--trust-check-timeout=2s",
@@ -811,20 +813,19 @@ func TestOptionalObjects(t *testing.T) {
 // TestPodSettings checks the values that go straight into the pod spec.
 func TestPodSettings(t *testing.T) {
 	r := render(t, values{
-		"replicaCount":        3,
-		"image":               values{"repository": "registry.example.com/irsa", "digest": "sha256:" + strings.Repeat("ab", 32), "pullPolicy": "Always"},
-		"imagePullSecrets":    []values{{"name": "registry"}},
-		"podAnnotations":      values{"example.com/a": "1"},
-		"podLabels":           values{"team": "platform"},
-		"priorityClassName":   "",
-		"nodeSelector":        values{"node-role": "infra"},
-		"tolerations":         []values{{"key": "infra", "operator": "Exists", "effect": "NoSchedule"}},
-		"affinity":            values{"nodeAffinity": values{"requiredDuringSchedulingIgnoredDuringExecution": values{"nodeSelectorTerms": []values{{"matchExpressions": []values{{"key": "zone", "operator": "In", "values": []string{"a"}}}}}}}},
-		"hostNetwork":         true,
-		"preStopSleepSeconds": 0,
-		"extraEnv":            []values{{"name": "AWS_REGION", "value": "eu-west-1"}},
-		"extraVolumes":        []values{{"name": "policies", "configMap": values{"name": "trust-policies"}}},
-		"extraVolumeMounts":   []values{{"name": "policies", "mountPath": "/etc/irsa-webhook/policies", "readOnly": true}},
+		"replicaCount":      3,
+		"image":             values{"repository": "registry.example.com/irsa", "digest": "sha256:" + strings.Repeat("ab", 32), "pullPolicy": "Always"},
+		"imagePullSecrets":  []values{{"name": "registry"}},
+		"podAnnotations":    values{"example.com/a": "1"},
+		"podLabels":         values{"team": "platform"},
+		"priorityClassName": "",
+		"nodeSelector":      values{"node-role": "infra"},
+		"tolerations":       []values{{"key": "infra", "operator": "Exists", "effect": "NoSchedule"}},
+		"affinity":          values{"nodeAffinity": values{"requiredDuringSchedulingIgnoredDuringExecution": values{"nodeSelectorTerms": []values{{"matchExpressions": []values{{"key": "zone", "operator": "In", "values": []string{"a"}}}}}}}},
+		"hostNetwork":       true,
+		"extraEnv":          []values{{"name": "AWS_REGION", "value": "eu-west-1"}},
+		"extraVolumes":      []values{{"name": "policies", "configMap": values{"name": "trust-policies"}}},
+		"extraVolumeMounts": []values{{"name": "policies", "mountPath": "/etc/irsa-webhook/policies", "readOnly": true}},
 	})
 	d := deployment(t, r)
 	p := d.Spec.Template.Spec
@@ -845,7 +846,6 @@ func TestPodSettings(t *testing.T) {
 		{"affinity replaces the default", p.Affinity.PodAntiAffinity == nil && p.Affinity.NodeAffinity != nil, true},
 		{"hostNetwork", p.HostNetwork, true},
 		{"dnsPolicy", p.DNSPolicy, corev1.DNSClusterFirstWithHostNet},
-		{"preStop", c.Lifecycle == nil, true},
 		{"extraEnv", c.Env[len(c.Env)-1], corev1.EnvVar{Name: "AWS_REGION", Value: "eu-west-1"}},
 		{"extraVolumes", volume(t, d, "policies").ConfigMap.Name, "trust-policies"},
 		{"extraVolumeMounts", mount(t, c, "policies").MountPath, "/etc/irsa-webhook/policies"},
@@ -857,16 +857,6 @@ func TestPodSettings(t *testing.T) {
 	var pdb policyv1.PodDisruptionBudget
 	r.get(t, "PodDisruptionBudget", fullname, &pdb)
 	equal(t, "PodDisruptionBudget", pdb.Spec.MinAvailable, ptrTo(intstr.FromInt32(1)))
-
-	t.Run("old cluster has no preStop sleep", func(t *testing.T) {
-		out, err := runHelm(t, templateArgs(t, values{}, "--kube-version", "1.29.0")...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c := webhookContainer(t, parseRendered(t, out)); c.Lifecycle != nil {
-			t.Errorf("lifecycle %+v rendered for Kubernetes 1.29, which rejects the sleep action", c.Lifecycle)
-		}
-	})
 }
 
 func equal(t testing.TB, what string, got, want any) {
