@@ -21,6 +21,7 @@ export IRSA_HELM := $(HELM)
 
 GO_PACKAGES  := ./...
 FUZZTIME     ?= 30s
+LOAD_FLAGS     ?=
 E2E_EKS_FLAGS  ?=
 E2E_KIND_FLAGS ?=
 BENCH        ?= .
@@ -58,6 +59,12 @@ lint: ## go vet and a gofmt check.
 	go vet $(GO_PACKAGES)
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+load: control-plane ## Load the webhook binary over TLS with vegeta against a real API server (LOAD_FLAGS='-duration 20s -rate 500').
+	go run ./test/load $(LOAD_FLAGS)
+
+load-memory: control-plane ## Heap per ServiceAccount: the webhook's heap at 2,001 and at 100,000 ServiceAccounts.
+	go run ./test/load -memory -service-accounts 100000
+
 bench: ## Go benchmarks with allocations (BENCH=regexp, BENCHTIME=1s).
 	go test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) $(GO_PACKAGES)
 
@@ -82,4 +89,4 @@ image: ## Build the container image (needs a Docker engine).
 clean: ## Remove build output (the tool cache is kept).
 	rm -rf bin
 
-.PHONY: help build run mutate-example test lint bench fuzz shellcheck control-plane helm generate verify image clean e2e-kind e2e-eks
+.PHONY: help build run mutate-example test lint bench load load-memory fuzz shellcheck control-plane helm generate verify image clean e2e-kind e2e-eks

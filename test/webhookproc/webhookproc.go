@@ -82,8 +82,10 @@ func ModuleRoot(ctx context.Context) (string, error) {
 // Build compiles ./cmd/irsa-webhook of the module at root into out. The go build cache makes
 // every build after the first take seconds.
 func Build(ctx context.Context, root, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/irsa-webhook")
+	// As `make build` and the Dockerfile build it, so tests and measurements run what ships.
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/irsa-webhook")
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Run(); err != nil {
@@ -218,6 +220,9 @@ func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 // Options returns the options the process was started with, ports filled in: Start(p.Options())
 // after Stop or Kill starts it again on the same ports.
 func (p *Process) Options() Options { return p.opts }
+
+// PID is the webhook process's ID (for /proc measurements).
+func (p *Process) PID() int { return p.cmd.Process.Pid }
 
 // URL is https://127.0.0.1:PORT + path on the webhook's HTTPS port.
 func (p *Process) URL(path string) string { return "https://" + loopback(p.opts.Port) + path }

@@ -37,12 +37,22 @@ type Cache struct {
 	live     metadata.Getter
 	budget   time.Duration
 	prefix   string
+	// namespaces interns namespace names: thousands of ServiceAccounts share a few dozen.
+	// Only the transform touches it, and client-go runs transforms one at a time.
+	namespaces map[string]string
+	// keys holds the known annotation keys, so stored objects share one copy of each.
+	keys map[string]string
 }
 
 // New returns a cache of the ServiceAccounts' annotations under prefix ("<prefix>/...").
 func New(client metadata.Interface, prefix string, liveBudget time.Duration) (*Cache, error) {
 	inf := metadatainformer.NewFilteredMetadataInformer(client, gvr, metav1.NamespaceAll, 0, toolscache.Indexers{}, nil).Informer()
-	c := &Cache{informer: inf, live: client.Resource(gvr), budget: liveBudget, prefix: prefix + "/"}
+	c := &Cache{informer: inf, live: client.Resource(gvr), budget: liveBudget, prefix: prefix + "/",
+		namespaces: map[string]string{}, keys: map[string]string{}}
+	for _, name := range []string{irsa.RoleARNAnnotation, irsa.AudienceAnnotation, irsa.STSRegionalEndpointsAnnotation, irsa.TokenExpirationAnnotation} {
+		k := irsa.Key(prefix, name)
+		c.keys[k] = k
+	}
 	if err := inf.SetTransform(c.transform); err != nil {
 		return nil, fmt.Errorf("set serviceaccount transform: %w", err)
 	}
@@ -61,23 +71,35 @@ func (c *Cache) NeedLeaderElection() bool { return false }
 // HasSynced reports whether the initial list has been stored.
 func (c *Cache) HasSynced() bool { return c.informer.HasSynced() }
 
-// transform keeps name, namespace, resourceVersion, UID and the annotations under the
-// prefix: at 100,000 ServiceAccounts the difference to whole metadata is tens of megabytes.
+// transform keeps the name, the namespace and the annotations under the prefix: at 100,000
+// ServiceAccounts whole metadata would be hundreds of megabytes. Nothing else of a stored
+// object is read: the informer keys it by namespace and name.
 func (c *Cache) transform(obj any) (any, error) {
 	m, ok := obj.(*metav1.PartialObjectMetadata)
 	if !ok {
 		return obj, nil // tombstones pass through
 	}
-	return trim(m, c.prefix), nil
+	ns, ok := c.namespaces[m.Namespace]
+	if !ok {
+		ns = m.Namespace
+		c.namespaces[ns] = ns
+	}
+	out := trim(m, c.prefix, c.keys)
+	out.Namespace = ns
+	return out, nil
 }
 
-func trim(m *metav1.PartialObjectMetadata, prefix string) *metav1.PartialObjectMetadata {
-	out := &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta}
-	out.Name, out.Namespace, out.ResourceVersion, out.UID = m.Name, m.Namespace, m.ResourceVersion, m.UID
+// trim copies the name, namespace and prefixed annotations, using the keys' shared copies.
+func trim(m *metav1.PartialObjectMetadata, prefix string, keys map[string]string) *metav1.PartialObjectMetadata {
+	out := &metav1.PartialObjectMetadata{}
+	out.Name, out.Namespace = m.Name, m.Namespace
 	for k, v := range m.Annotations {
 		if strings.HasPrefix(k, prefix) {
 			if out.Annotations == nil {
-				out.Annotations = make(map[string]string, 2)
+				out.Annotations = make(map[string]string, 1)
+			}
+			if shared, ok := keys[k]; ok {
+				k = shared
 			}
 			out.Annotations[k] = v
 		}
@@ -107,6 +129,6 @@ func (c *Cache) ServiceAccount(ctx context.Context, namespace, name string) (irs
 	case err != nil:
 		return irsa.Object{}, false, fmt.Errorf("get serviceaccount %s: %w", key, err)
 	}
-	m = trim(m, c.prefix)
+	m = trim(m, c.prefix, nil)
 	return irsa.Object{Namespace: m.Namespace, Name: m.Name, Annotations: m.Annotations}, true, nil
 }

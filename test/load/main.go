@@ -1,0 +1,394 @@
+// Command load measures the webhook the way the performance issue asks: the real binary,
+// out of cluster, against a real kube-apiserver holding N ServiceAccounts, driven over TLS
+// with keep-alive by vegeta (a maintained load tool, built from the module proxy) with a
+// realistic AdmissionReview (webhook/pod/testdata/benchmark/pod.yaml: 2 containers and an
+// init container). It reports throughput, latency percentiles, errors, the server's CPU per
+// request (from /proc/PID/stat) and its memory.
+//
+//	go run ./test/load [-service-accounts 2001] [-duration 20s] [-rate 500] [-workers 32]
+//	go run ./test/load -memory -service-accounts 100000   # heap per ServiceAccount
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
+	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's utime and stime: 100 on Linux.
+const clockTicks = 100
+
+type options struct {
+	serviceAccounts int
+	duration        time.Duration
+	rate            int
+	workers         int
+	memory          bool
+	args            string
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.serviceAccounts, "service-accounts", 2001, "ServiceAccounts in the cluster (one of them the pod's)")
+	flag.DurationVar(&o.duration, "duration", 20*time.Second, "length of each load phase")
+	flag.IntVar(&o.rate, "rate", 500, "arrival rate of the fixed-rate phase, requests per second")
+	flag.IntVar(&o.workers, "workers", 32, "connections of the closed-loop phase")
+	flag.BoolVar(&o.memory, "memory", false, "measure memory per ServiceAccount instead of load: heap at 2,001 and at -service-accounts")
+	flag.StringVar(&o.args, "args", "", "extra serve flags, space-separated")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, o)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+type env struct {
+	dir     string
+	cp      *controlplane.ControlPlane
+	cs      *kubernetes.Clientset
+	webhook *webhookproc.Process
+	tls     webhookproc.TLS
+	vegeta  string
+	root    string
+}
+
+func run(ctx context.Context, o options) (err error) {
+	e := &env{}
+	if e.root, err = webhookproc.ModuleRoot(ctx); err != nil {
+		return err
+	}
+	if e.dir, err = os.MkdirTemp("", "irsa-load-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(e.dir)
+	out, err := exec.CommandContext(ctx, filepath.Join(e.root, "test/tools/build-vegeta.sh")).Output()
+	if err != nil {
+		return fmt.Errorf("build vegeta: %w", err)
+	}
+	e.vegeta = filepath.Join(strings.TrimSpace(string(out)), "vegeta")
+	binary := filepath.Join(e.dir, "irsa-webhook")
+	if err := webhookproc.Build(ctx, e.root, binary); err != nil {
+		return err
+	}
+	if e.cp, err = controlplane.Start(ctx, controlplane.Options{}); err != nil {
+		return err
+	}
+	defer e.cp.Stop()
+	cfg := e.cp.Config()
+	cfg.QPS, cfg.Burst = 2000, 2000
+	if e.cs, err = kubernetes.NewForConfig(cfg); err != nil {
+		return err
+	}
+	first := o.serviceAccounts
+	if o.memory {
+		first = 2001
+	}
+	began := time.Now()
+	if err := e.createServiceAccounts(ctx, 0, first); err != nil {
+		return err
+	}
+	fmt.Printf("created %d ServiceAccounts in %s\n", first, time.Since(began).Round(time.Second))
+	if e.tls, err = webhookproc.WriteServingCert(e.dir, time.Now()); err != nil {
+		return err
+	}
+	args := []string{"--trust-check=off"}
+	if o.args != "" {
+		args = append(args, strings.Fields(o.args)...)
+	}
+	if e.webhook, err = webhookproc.Start(webhookproc.Options{Binary: binary, Kubeconfig: e.cp.KubeconfigPath(), TLS: e.tls,
+		LogPath: filepath.Join(e.dir, "webhook.log"), Args: args}); err != nil {
+		return err
+	}
+	defer e.webhook.Stop()
+	if err := e.webhook.WaitReady(ctx, 2*time.Minute); err != nil {
+		return err
+	}
+	if o.memory {
+		return e.memory(ctx, first, o.serviceAccounts)
+	}
+	return e.load(ctx, o)
+}
+
+// createServiceAccounts creates ServiceAccounts [from, to) in namespace production; the
+// first is the pod's s3-writer with the walkthrough's role, the others carry roles too.
+func (e *env) createServiceAccounts(ctx context.Context, from, to int) error {
+	if from == 0 {
+		if _, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "production"}}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	var next atomic.Int64
+	next.Store(int64(from))
+	var wg sync.WaitGroup
+	var firstErr error
+	var once sync.Once
+	for range 16 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= to || ctx.Err() != nil {
+					return
+				}
+				name := fmt.Sprintf("sa-%06d", i)
+				if i == 0 {
+					name = "s3-writer"
+				}
+				sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "production", Annotations: map[string]string{
+					"eks.amazonaws.com/role-arn": fmt.Sprintf("arn:aws:iam::123456789012:role/Role%d", i%100),
+				}}}
+				if i == 0 {
+					sa.Annotations["eks.amazonaws.com/role-arn"] = "arn:aws:iam::123456789012:role/S3WriterRole"
+				}
+				if _, err := e.cs.CoreV1().ServiceAccounts("production").Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+					once.Do(func() { firstErr = fmt.Errorf("create serviceaccount %s: %w", name, err) })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// load runs vegeta closed loop, then at a fixed rate, and prints the table.
+func (e *env) load(ctx context.Context, o options) error {
+	body, err := e.review()
+	if err != nil {
+		return err
+	}
+	bodyFile := filepath.Join(e.dir, "review.json")
+	caFile := filepath.Join(e.dir, "ca.pem")
+	targets := filepath.Join(e.dir, "targets.txt")
+	for path, data := range map[string][]byte{
+		bodyFile: body, caFile: e.tls.CAPEM,
+		targets: fmt.Appendf(nil, "POST %s\nContent-Type: application/json\n@%s\n", e.webhook.URL(webhookproc.PodPath), bodyFile),
+	} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("AdmissionReview: %d bytes; webhook pid %d\n", len(body), e.webhook.PID())
+	// Warm up connections, caches and the Go runtime.
+	if _, err := e.attack(ctx, targets, caFile, "warm-up", []string{"-rate=200/s", "-duration=3s"}); err != nil {
+		return err
+	}
+	phases := []struct {
+		name string
+		args []string
+	}{
+		{fmt.Sprintf("closed loop, %d connections", o.workers), []string{"-rate=0", fmt.Sprintf("-workers=%d", o.workers), fmt.Sprintf("-max-workers=%d", o.workers), "-duration=" + o.duration.String()}},
+		{fmt.Sprintf("fixed %d req/s", o.rate), []string{fmt.Sprintf("-rate=%d/s", o.rate), "-duration=" + o.duration.String()}},
+	}
+	var rows []row
+	for _, p := range phases {
+		r, err := e.attack(ctx, targets, caFile, p.name, p.args)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+	}
+	rss, err := rssKiB(e.webhook.PID())
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
+	fmt.Fprintln(tw, "phase\treq/s\tp50\tp90\tp99\tmax\terrors\tserver CPU/req\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%d/%d\t%.0f µs\t\n", r.name, r.throughput, r.p50, r.p90, r.p99, r.max, r.errors, r.requests, r.cpuPerReq)
+	}
+	_ = tw.Flush()
+	fmt.Printf("RSS after load: %.1f MiB with %d ServiceAccounts\n", float64(rss)/1024, o.serviceAccounts)
+	return nil
+}
+
+type row struct {
+	name               string
+	requests, errors   int
+	throughput         float64
+	p50, p90, p99, max time.Duration
+	cpuPerReq          float64 // microseconds
+}
+
+func (e *env) attack(ctx context.Context, targets, caFile, name string, args []string) (row, error) {
+	results := filepath.Join(e.dir, "results.bin")
+	cpu0, err := cpuTicks(e.webhook.PID())
+	if err != nil {
+		return row{}, err
+	}
+	cmd := exec.CommandContext(ctx, e.vegeta, append([]string{"attack", "-targets=" + targets, "-root-certs=" + caFile, "-keepalive=true", "-output=" + results}, args...)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return row{}, fmt.Errorf("vegeta attack (%s): %w", name, err)
+	}
+	cpu1, err := cpuTicks(e.webhook.PID())
+	if err != nil {
+		return row{}, err
+	}
+	rep, err := exec.CommandContext(ctx, e.vegeta, "report", "-type=json", results).Output()
+	if err != nil {
+		return row{}, fmt.Errorf("vegeta report: %w", err)
+	}
+	var m struct {
+		Latencies struct {
+			P50 time.Duration `json:"50th"`
+			P90 time.Duration `json:"90th"`
+			P99 time.Duration `json:"99th"`
+			Max time.Duration `json:"max"`
+		} `json:"latencies"`
+		Requests    int            `json:"requests"`
+		Throughput  float64        `json:"throughput"`
+		Success     float64        `json:"success"`
+		StatusCodes map[string]int `json:"status_codes"`
+		Errors      []string       `json:"errors"`
+	}
+	if err := json.Unmarshal(rep, &m); err != nil {
+		return row{}, fmt.Errorf("decode vegeta report: %w", err)
+	}
+	r := row{name: name, requests: m.Requests, throughput: m.Throughput, p50: m.Latencies.P50, p90: m.Latencies.P90, p99: m.Latencies.P99, max: m.Latencies.Max}
+	r.errors = m.Requests - m.StatusCodes["200"]
+	if m.Requests > 0 {
+		r.cpuPerReq = float64(cpu1-cpu0) / clockTicks * 1e6 / float64(m.Requests)
+	}
+	if len(m.Errors) > 0 {
+		fmt.Fprintf(os.Stderr, "%s: errors: %q\n", name, m.Errors)
+	}
+	return r, nil
+}
+
+// review is the benchmark pod wrapped in an AdmissionReview as the API server sends it.
+func (e *env) review() ([]byte, error) {
+	y, err := os.ReadFile(filepath.Join(e.root, "webhook/pod/testdata/benchmark/pod.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	pod, err := yaml.YAMLToJSON(y)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b",`)
+	b.WriteString(`"kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},`)
+	b.WriteString(`"requestKind":{"group":"","version":"v1","kind":"Pod"},"requestResource":{"group":"","version":"v1","resource":"pods"},`)
+	b.WriteString(`"namespace":"production","operation":"CREATE","userInfo":{"username":"system:serviceaccount:kube-system:replicaset-controller","uid":"a1b2c3d4","groups":["system:serviceaccounts","system:serviceaccounts:kube-system","system:authenticated"]},`)
+	b.WriteString(`"object":`)
+	b.Write(pod)
+	b.WriteString(`,"oldObject":null,"dryRun":false,"options":{"kind":"CreateOptions","apiVersion":"meta.k8s.io/v1"}}}`)
+	return b.Bytes(), nil
+}
+
+// memory measures the webhook's heap with `from` ServiceAccounts, then with `to`.
+func (e *env) memory(ctx context.Context, from, to int) error {
+	h0, err := e.steadyHeap(ctx)
+	if err != nil {
+		return err
+	}
+	rss0, _ := rssKiB(e.webhook.PID())
+	began := time.Now()
+	if err := e.createServiceAccounts(ctx, from, to); err != nil {
+		return err
+	}
+	fmt.Printf("created %d more ServiceAccounts in %s\n", to-from, time.Since(began).Round(time.Second))
+	// Wait until the webhook's cache holds them all: a pod of the last one is mutated.
+	h1, err := e.steadyHeap(ctx)
+	if err != nil {
+		return err
+	}
+	rss1, _ := rssKiB(e.webhook.PID())
+	fmt.Printf("heap: %.1f MiB at %d ServiceAccounts, %.1f MiB at %d: %.0f bytes per additional ServiceAccount\n",
+		float64(h0)/(1<<20), from, float64(h1)/(1<<20), to, float64(h1-h0)/float64(to-from))
+	fmt.Printf("RSS: %.1f MiB at %d, %.1f MiB at %d\n", float64(rss0)/1024, from, float64(rss1)/1024, to)
+	return nil
+}
+
+// steadyHeap samples go_memstats_heap_alloc_bytes (live objects plus garbage not yet
+// collected) 10 times a second apart and returns the lowest: the heap right after a GC.
+func (e *env) steadyHeap(ctx context.Context) (int64, error) {
+	lowest := int64(-1)
+	for range 10 {
+		_, body, err := webhookproc.GetAll(ctx, e.webhook.MetricsURL())
+		if err != nil {
+			return 0, err
+		}
+		v, err := metric(body, "go_memstats_heap_alloc_bytes")
+		if err != nil {
+			return 0, err
+		}
+		if lowest < 0 || v < lowest {
+			lowest = v
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return lowest, nil
+}
+
+func metric(body, name string) (int64, error) {
+	for line := range strings.SplitSeq(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int64(f), err
+		}
+	}
+	return 0, fmt.Errorf("metric %s not found", name)
+}
+
+// cpuTicks is utime+stime of the process, in clock ticks.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("unexpected /proc/PID/stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc/PID/stat")
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	return u + s, errors.Join(err1, err2)
+}
+
+func rssKiB(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, errors.New("VmRSS not found")
+}
