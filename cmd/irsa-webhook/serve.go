@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,7 @@ type serveOptions struct {
 	saLookupTimeout    time.Duration
 	shutdownGrace      time.Duration
 	shutdownDelay      time.Duration
+	profiling          bool
 	trust              trustOptions
 	cert               certOptions
 }
@@ -106,6 +108,7 @@ func (o *serveOptions) flagSet() *flag.FlagSet {
 	fs.Var(&o.excludedNamespaces, "excluded-namespaces", "comma-separated namespaces whose pods are never mutated, whatever the webhook configuration sends")
 	fs.DurationVar(&o.saLookupTimeout, "service-account-lookup-timeout", o.saLookupTimeout, "budget of the live GET made when a pod's ServiceAccount is not in the cache yet")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace-period", o.shutdownGrace, "how long in-flight requests may take to finish on SIGTERM")
+	fs.BoolVar(&o.profiling, "enable-profiling", o.profiling, "serve Go's pprof profiles under /debug/pprof/ on the metrics address")
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", o.shutdownDelay, "on SIGTERM, report not ready but keep serving this long before stopping, so the API server stops sending requests first")
 	o.trust.addFlags(fs)
 	o.cert.addFlags(fs)
@@ -239,7 +242,7 @@ func runServe(ctx context.Context, args []string, s streams) error {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  log,
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddress},
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddress, ExtraHandlers: profilingHandlers(o.profiling)},
 		HealthProbeBindAddress:  o.healthAddress,
 		GracefulShutdownTimeout: &grace,
 		WebhookServer: webhook.NewServer(webhook.Options{
@@ -333,4 +336,18 @@ func runServe(ctx context.Context, args []string, s streams) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// profilingHandlers are Go's pprof endpoints, when enabled.
+func profilingHandlers(enabled bool) map[string]http.Handler {
+	if !enabled {
+		return nil
+	}
+	return map[string]http.Handler{
+		"/debug/pprof/":        http.HandlerFunc(pprof.Index),
+		"/debug/pprof/cmdline": http.HandlerFunc(pprof.Cmdline),
+		"/debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+		"/debug/pprof/symbol":  http.HandlerFunc(pprof.Symbol),
+		"/debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
+	}
 }

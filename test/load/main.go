@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,8 @@ type options struct {
 	rate            int
 	workers         int
 	memory          bool
+	e2e             int
+	profile         string
 	args            string
 }
 
@@ -56,6 +59,8 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 500, "arrival rate of the fixed-rate phase, requests per second")
 	flag.IntVar(&o.workers, "workers", 32, "connections of the closed-loop phase")
 	flag.BoolVar(&o.memory, "memory", false, "measure memory per ServiceAccount instead of load: heap at 2,001 and at -service-accounts")
+	flag.IntVar(&o.e2e, "e2e", 0, "instead of load: create this many pods through the API server without, then with the webhook, and compare the median latency")
+	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the webhook during the closed-loop phase to this file")
 	flag.StringVar(&o.args, "args", "", "extra serve flags, space-separated")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -116,7 +121,7 @@ func run(ctx context.Context, o options) (err error) {
 	if e.tls, err = webhookproc.WriteServingCert(e.dir, time.Now()); err != nil {
 		return err
 	}
-	args := []string{"--trust-check=off"}
+	args := []string{"--trust-check=off", "--enable-profiling"}
 	if o.args != "" {
 		args = append(args, strings.Fields(o.args)...)
 	}
@@ -128,8 +133,11 @@ func run(ctx context.Context, o options) (err error) {
 	if err := e.webhook.WaitReady(ctx, 2*time.Minute); err != nil {
 		return err
 	}
-	if o.memory {
+	switch {
+	case o.memory:
 		return e.memory(ctx, first, o.serviceAccounts)
+	case o.e2e > 0:
+		return e.endToEnd(ctx, o.e2e)
 	}
 	return e.load(ctx, o)
 }
@@ -205,8 +213,19 @@ func (e *env) load(ctx context.Context, o options) error {
 		{fmt.Sprintf("fixed %d req/s", o.rate), []string{fmt.Sprintf("-rate=%d/s", o.rate), "-duration=" + o.duration.String()}},
 	}
 	var rows []row
-	for _, p := range phases {
+	for i, p := range phases {
+		var profiled chan error
+		if i == 0 && o.profile != "" {
+			profiled = make(chan error, 1)
+			go func() { profiled <- e.cpuProfile(ctx, o.profile, o.duration*3/4) }()
+		}
 		r, err := e.attack(ctx, targets, caFile, p.name, p.args)
+		if profiled != nil {
+			if perr := <-profiled; perr != nil {
+				return perr
+			}
+			fmt.Printf("CPU profile of the closed-loop phase: %s (go tool pprof -top %s)\n", o.profile, o.profile)
+		}
 		if err != nil {
 			return err
 		}
@@ -278,6 +297,101 @@ func (e *env) attack(ctx context.Context, targets, caFile, name string, args []s
 		fmt.Fprintf(os.Stderr, "%s: errors: %q\n", name, m.Errors)
 	}
 	return r, nil
+}
+
+// cpuProfile fetches a CPU profile of the webhook over d from its pprof endpoint.
+func (e *env) cpuProfile(ctx context.Context, path string, d time.Duration) error {
+	url := strings.TrimSuffix(e.webhook.MetricsURL(), "/metrics") + fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds()))
+	code, body, err := webhookproc.GetAll(ctx, url)
+	if err != nil || code != 200 {
+		return fmt.Errorf("get CPU profile: HTTP %d: %v", code, err)
+	}
+	return os.WriteFile(path, []byte(body), 0o644)
+}
+
+// endToEnd creates n pods through the API server without the webhook registered, then n
+// with it, one after another, and compares the median creation latency.
+func (e *env) endToEnd(ctx context.Context, n int) error {
+	y, err := os.ReadFile(filepath.Join(e.root, "webhook/pod/testdata/benchmark/pod.yaml"))
+	if err != nil {
+		return err
+	}
+	var pod corev1.Pod
+	if err := yaml.Unmarshal(y, &pod); err != nil {
+		return err
+	}
+	// The API server adds its own kube-api-access volume; the benchmark pod's is dropped.
+	pod.Spec.Volumes = pod.Spec.Volumes[:1]
+	for i := range pod.Spec.InitContainers {
+		pod.Spec.InitContainers[i].VolumeMounts = nil
+	}
+	for i := range pod.Spec.Containers {
+		pod.Spec.Containers[i].VolumeMounts = pod.Spec.Containers[i].VolumeMounts[:0]
+	}
+	pod.OwnerReferences = nil
+	if _, err := e.cs.CoreV1().ServiceAccounts("production").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "no-role", Namespace: "production"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	create := func(label, sa string) ([]time.Duration, int, error) {
+		lat := make([]time.Duration, 0, n)
+		mutated := 0
+		for i := range n {
+			p := pod.DeepCopy()
+			p.GenerateName = label + "-"
+			p.Spec.ServiceAccountName, p.Spec.DeprecatedServiceAccount = sa, sa
+			began := time.Now()
+			got, err := e.cs.CoreV1().Pods("production").Create(ctx, p, metav1.CreateOptions{})
+			if err != nil {
+				return nil, 0, fmt.Errorf("create pod %d (%s): %w", i, label, err)
+			}
+			lat = append(lat, time.Since(began))
+			for _, env := range got.Spec.Containers[0].Env {
+				if env.Name == "AWS_ROLE_ARN" {
+					mutated++
+				}
+			}
+		}
+		return lat, mutated, nil
+	}
+	without, m0, err := create("plain", "s3-writer")
+	if err != nil {
+		return err
+	}
+	cfg := webhookproc.PodWebhookConfiguration("irsa-webhook-load", e.webhook.URL(webhookproc.PodPath), e.tls.CAPEM, "Fail")
+	if _, err := e.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	// Let the API server pick the configuration up: a dry-run pod comes back mutated.
+	for {
+		got, err := e.cs.CoreV1().Pods("production").Create(ctx, pod.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil && len(got.Spec.Volumes) > len(pod.Spec.Volumes)+1 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	with, m1, err := create("webhook", "s3-writer")
+	if err != nil {
+		return err
+	}
+	// The same call with nothing to inject: what the call itself costs the API server.
+	noRole, _, err := create("no-role", "no-role")
+	if err != nil {
+		return err
+	}
+	p := func(l []time.Duration, q float64) time.Duration {
+		s := slices.Clone(l)
+		slices.Sort(s)
+		return s[int(q*float64(len(s)-1))]
+	}
+	fmt.Printf("%d pods created one after another through the API server (etcd, admission, storage):\n", n)
+	fmt.Printf("  without the webhook: median %s, p90 %s, p99 %s (%d mutated)\n", p(without, .5), p(without, .9), p(without, .99), m0)
+	fmt.Printf("  with the webhook:    median %s, p90 %s, p99 %s (%d mutated)\n", p(with, .5), p(with, .9), p(with, .99), m1)
+	fmt.Printf("  webhook, nothing to inject (SA without a role): median %s, p90 %s, p99 %s\n", p(noRole, .5), p(noRole, .9), p(noRole, .99))
+	fmt.Printf("  added by the webhook: median %s (the call alone: %s)\n", p(with, .5)-p(without, .5), p(noRole, .5)-p(without, .5))
+	if m1 != n {
+		return fmt.Errorf("%d of %d pods were not mutated", n-m1, n)
+	}
+	return nil
 }
 
 // review is the benchmark pod wrapped in an AdmissionReview as the API server sends it.
