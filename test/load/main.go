@@ -16,6 +16,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -302,11 +304,22 @@ func (e *env) attack(ctx context.Context, targets, caFile, name string, args []s
 // cpuProfile fetches a CPU profile of the webhook over d from its pprof endpoint.
 func (e *env) cpuProfile(ctx context.Context, path string, d time.Duration) error {
 	url := strings.TrimSuffix(e.webhook.MetricsURL(), "/metrics") + fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds()))
-	code, body, err := webhookproc.GetAll(ctx, url)
-	if err != nil || code != 200 {
-		return fmt.Errorf("get CPU profile: HTTP %d: %v", code, err)
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
 	}
-	return os.WriteFile(path, []byte(body), 0o644)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("get CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("get CPU profile: HTTP %d: %v", resp.StatusCode, err)
+	}
+	return os.WriteFile(path, body, 0o644)
 }
 
 // endToEnd creates n pods through the API server without the webhook registered, then n
