@@ -41,6 +41,7 @@ var suite struct {
 	dir      string
 	binary   string
 	webhooks map[string]*webhookproc.Process // by mode
+	awsEnv   []string                        // the AWS SDK's configuration for the local IAM endpoint
 }
 
 // minimal is the policy `irsa-webhook trust policy` writes for role and ns/name on this cluster.
@@ -120,7 +121,7 @@ func setUp() error {
 		return err
 	}
 	// The real SDK, configured as users configure it: endpoint and credentials in the env.
-	env := []string{
+	suite.awsEnv = []string{
 		"AWS_ENDPOINT_URL=" + suite.iam.URL(), "AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret",
 		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "AWS_PROFILE=",
 		"AWS_CONFIG_FILE=" + filepath.Join(suite.dir, "aws-config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(suite.dir, "aws-credentials"),
@@ -128,7 +129,7 @@ func setUp() error {
 	for _, mode := range []string{"warn", "enforce"} {
 		p, err := webhookproc.Start(webhookproc.Options{
 			Binary: suite.binary, Kubeconfig: suite.cp.KubeconfigPath(), TLS: tls,
-			LogPath: filepath.Join(suite.dir, mode+".log"), Env: env,
+			LogPath: filepath.Join(suite.dir, mode+".log"), Env: suite.awsEnv,
 			// No --oidc-issuer-url: the issuer is discovered from the API server.
 			Args: []string{"--trust-check=" + mode, "--trust-check-timeout=" + checkTimeout.String(), "--log-level=debug"},
 		})

@@ -2,11 +2,13 @@ package trustcheck_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -302,5 +304,44 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAudit runs `irsa-webhook trust audit` against the cluster: every annotated
+// ServiceAccount with its verdict (IAM through the local endpoint, the issuer discovered),
+// exit 1 because some are not trusted.
+func TestAudit(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(ctx, t, "warn", "audit")
+	trusted := "arn:aws:iam::123456789012:role/AuditTrusted"
+	suite.iam.PutRole(trusted, minimal(trusted, ns, "good"))
+	for name, role := range map[string]string{"good": trusted, "bad": trustedRole, "ghost": "arn:aws:iam::123456789012:role/AuditGhost"} {
+		if _, err := suite.cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, name, role), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(suite.binary, "trust", "audit", "--kubeconfig", suite.cp.KubeconfigPath(), "-o", "json")
+	cmd.Env = append(os.Environ(), suite.awsEnv...)
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("trust audit: %v (want exit 1: some ServiceAccounts are not trusted)\n%s", err, out)
+	}
+	var rows []struct {
+		Namespace, ServiceAccount, RoleARN, Result string
+		Reasons                                    []string
+	}
+	if err := json.Unmarshal(out, &rows); err != nil {
+		t.Fatalf("decode %s: %v", out, err)
+	}
+	got := map[string]string{}
+	for _, r := range rows {
+		if r.Namespace == ns {
+			got[r.ServiceAccount] = r.Result
+		}
+	}
+	want := map[string]string{"good": "trusted", "bad": "not_trusted", "ghost": "not_trusted"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("verdicts in %s = %v, want %v\n%s", ns, got, want, out)
 	}
 }
