@@ -699,6 +699,9 @@ func (m *Manager) install(mat material) error {
 // that a reader sees the old or the new content, never a partial one. (os.WriteFile truncates
 // in place; no listed library does this.)
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create directory for %s: %w", path, err)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

@@ -851,8 +851,14 @@ func TestWriteFileAtomic(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("%d entries in the directory, want 1", len(entries))
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "missing", "f"), []byte("x"), 0o600); err == nil || !strings.Contains(err.Error(), "missing") {
-		t.Errorf("write into a missing directory = %v, want an error naming it", err)
+	if err := writeFileAtomic(filepath.Join(dir, "missing", "f"), []byte("x"), 0o600); err != nil {
+		t.Errorf("write into a missing directory = %v, want it created", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "file", "f"), []byte("x"), 0o600); err == nil || !strings.Contains(err.Error(), "file") {
+		t.Errorf("write below a file = %v, want an error naming it", err)
 	}
 }
 

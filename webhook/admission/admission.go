@@ -195,7 +195,7 @@ func DecodeReview[T any](body []byte) (*Review[T], error) {
 		}
 	}
 	if gvk := rv.GroupVersionKind(); gvk != admissionv1.SchemeGroupVersion.WithKind("AdmissionReview") {
-		return nil, fmt.Errorf("decode AdmissionReview: got apiVersion %q kind %q, want admission.k8s.io/v1 AdmissionReview", rv.APIVersion, rv.Kind)
+		return nil, fmt.Errorf("decode AdmissionReview: got apiVersion %.64q kind %.64q, want admission.k8s.io/v1 AdmissionReview", rv.APIVersion, rv.Kind)
 	}
 	if rv.Request == nil {
 		return nil, fmt.Errorf("decode AdmissionReview: request is missing")
