@@ -22,6 +22,7 @@ export IRSA_HELM := $(HELM)
 GO_PACKAGES  := ./...
 FUZZTIME     ?= 30s
 LOAD_FLAGS     ?=
+DURATION       ?= 30m
 E2E_EKS_FLAGS  ?=
 E2E_KIND_FLAGS ?=
 BENCH        ?= .
@@ -65,6 +66,9 @@ load: control-plane ## Load the webhook binary over TLS with vegeta against a re
 load-memory: control-plane ## Heap per ServiceAccount: the webhook's heap at 2,001 and at 100,000 ServiceAccounts.
 	go run ./test/load -memory -service-accounts 100000
 
+soak: control-plane ## Soak: the webhook at 200 req/s of realistic reviews for DURATION (default 30m) against a real control plane; fails on any error or RSS/goroutine growth.
+	go run ./test/soak -duration $(DURATION)
+
 bench: ## Go benchmarks with allocations (BENCH=regexp, BENCHTIME=1s).
 	go test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) $(GO_PACKAGES)
 
@@ -89,4 +93,4 @@ image: ## Build the container image (needs a Docker engine).
 clean: ## Remove build output (the tool cache is kept).
 	rm -rf bin
 
-.PHONY: help build run mutate-example test lint bench load load-memory fuzz shellcheck control-plane helm generate verify image clean e2e-kind e2e-eks
+.PHONY: help build run mutate-example test lint bench load load-memory soak fuzz shellcheck control-plane helm generate verify image clean e2e-kind e2e-eks
