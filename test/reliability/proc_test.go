@@ -34,13 +34,9 @@ type serveProcess struct {
 // followed by args; it is SIGKILLed when the test ends if still running.
 func startServe(t *testing.T, certs webhookproc.TLS, args []string) *serveProcess {
 	t.Helper()
-	var ports [3]int
-	for i := range ports {
-		p, err := webhookproc.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = p
+	ports, err := webhookproc.FreePorts(3)
+	if err != nil {
+		t.Fatal(err)
 	}
 	p := &serveProcess{
 		port: ports[0], metricsPort: ports[1], healthPort: ports[2],

@@ -565,13 +565,9 @@ type webhookProcess struct {
 }
 
 func startWebhook(binary, kubeconfig string, certs webhookproc.TLS, logPath string) (*webhookProcess, error) {
-	var ports [3]int
-	for i := range ports {
-		p, err := webhookproc.FreePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = p
+	ports, err := webhookproc.FreePorts(3)
+	if err != nil {
+		return nil, err
 	}
 	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
 	logFile, err := os.Create(logPath)

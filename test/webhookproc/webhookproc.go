@@ -158,13 +158,13 @@ func Start(opts Options) (*Process, error) {
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = defaultStopTimeout
 	}
-	for _, port := range []*int{&opts.Port, &opts.MetricsPort, &opts.HealthPort} {
+	free, err := FreePorts(3)
+	if err != nil {
+		return nil, fmt.Errorf("start irsa-webhook: %w", err)
+	}
+	for i, port := range []*int{&opts.Port, &opts.MetricsPort, &opts.HealthPort} {
 		if *port == 0 {
-			p, err := FreePort()
-			if err != nil {
-				return nil, fmt.Errorf("start irsa-webhook: %w", err)
-			}
-			*port = p
+			*port = free[i]
 		}
 	}
 	args := append([]string{
@@ -357,12 +357,26 @@ func get(ctx context.Context, url string, limit int64) (int, string, error) {
 // FreePort asks the OS for a free loopback port. Another process may take it before the
 // webhook binds it; on these machines that has not been seen.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := FreePorts(1)
 	if err != nil {
-		return 0, fmt.Errorf("find a free loopback port: %w", err)
+		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
+}
+
+// FreePorts asks the OS for n distinct free loopback ports: every listener stays open until
+// all are chosen, so the OS cannot hand out one port twice (as sequential FreePort calls can).
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free loopback port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
 
 // PodWebhookConfiguration registers the pod webhook at url (https://127.0.0.1:PORT/mutate-v1-pod)
