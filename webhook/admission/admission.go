@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -98,6 +99,7 @@ func (s *Server[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := s.handle(r.Context(), rv.Request)
 	resp.UID = rv.Request.UID
+	resp.Warnings = boundWarnings(resp.Warnings)
 	if len(resp.Patch) > 0 {
 		pt := admissionv1.PatchTypeJSONPatch
 		resp.PatchType = &pt
@@ -157,6 +159,30 @@ func readReview[T any](w http.ResponseWriter, r *http.Request) (*Review[T], int,
 		return nil, http.StatusBadRequest, err
 	}
 	return rv, http.StatusOK, nil
+}
+
+// Warnings quote user input (names, annotation values, parse errors); these bounds keep an
+// answer readable and well inside the API server's limits on warning headers.
+const (
+	maxWarnings      = 8
+	maxWarningLength = 512
+)
+
+// boundWarnings cuts long warnings (at a UTF-8 boundary) and drops those past maxWarnings.
+func boundWarnings(ws []string) []string {
+	if len(ws) > maxWarnings {
+		ws = append(ws[:maxWarnings-1:maxWarnings-1], fmt.Sprintf("irsa-webhook: %d more warnings not shown", len(ws)-maxWarnings+1))
+	}
+	for i, w := range ws {
+		if len(w) > maxWarningLength {
+			cut := maxWarningLength
+			for cut > 0 && !utf8.RuneStart(w[cut]) {
+				cut--
+			}
+			ws[i] = w[:cut] + "…"
+		}
+	}
+	return ws
 }
 
 // bodies recycles request-body buffers: decoding copies what it keeps, so a body is garbage

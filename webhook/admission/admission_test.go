@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -129,6 +130,47 @@ func TestServeHTTPAnswers(t *testing.T) {
 			}
 			if got := testutil.ToFloat64(m.Requests.WithLabelValues("pod", tc.wantResult)); got != 1 {
 				t.Errorf("metric result %s = %v, want 1", tc.wantResult, got)
+			}
+		})
+	}
+}
+
+func TestWarningsAreBounded(t *testing.T) {
+	long := strings.Repeat("é", 1000) // 2,000 bytes of two-byte runes
+	var many []string
+	for range 20 {
+		many = append(many, "w")
+	}
+	tests := []struct {
+		name      string
+		warnings  []string
+		wantCount int
+	}{
+		{"one long warning", []string{long}, 1},
+		{"many warnings", many, 8},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := admission.HandlerFunc[raw](func(context.Context, *admission.Request[raw]) *admissionv1.AdmissionResponse {
+				return admission.AllowWithWarnings(tc.warnings...)
+			})
+			s := admission.NewServer[raw]("pod", h, logr.Discard(), admission.NewMetrics(nil))
+			req := httptest.NewRequest(http.MethodPost, "/mutate-v1-pod", strings.NewReader(validReview))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			var out admissionv1.AdmissionReview
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+				t.Fatal(err)
+			}
+			ws := out.Response.Warnings
+			if len(ws) != tc.wantCount {
+				t.Fatalf("%d warnings, want %d", len(ws), tc.wantCount)
+			}
+			for _, w := range ws {
+				if len(w) > 520 || !utf8.ValidString(w) {
+					t.Errorf("warning of %d bytes (valid UTF-8: %v)", len(w), utf8.ValidString(w))
+				}
 			}
 		})
 	}
