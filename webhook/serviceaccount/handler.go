@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -76,11 +77,12 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 	sa := req.Object
 	p := h.Defaults.AnnotationPrefix
 	roleKey, audKey := irsa.Key(p, irsa.RoleARNAnnotation), irsa.Key(p, irsa.AudienceAnnotation)
-	role, hasRole := sa.Annotations[roleKey]
+	rawRole, hasRole := sa.Annotations[roleKey]
 	if !hasRole {
 		return admission.AllowWithWarnings()
 	}
-	if old := req.OldObject.Annotations; req.Operation == admissionv1.Update && old[roleKey] == role && old[audKey] == sa.Annotations[audKey] {
+	role := strings.TrimSpace(rawRole) // as the pod path reads it
+	if old := req.OldObject.Annotations; req.Operation == admissionv1.Update && old[roleKey] == rawRole && old[audKey] == sa.Annotations[audKey] {
 		if _, had := old[roleKey]; had {
 			return admission.AllowWithWarnings() // nothing the trust depends on changed
 		}
@@ -103,7 +105,7 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 		h.Events.Eventf(&sa, nil, corev1.EventTypeWarning, reason, eventAction, "%s", truncate(v.Summary(), maxMessage))
 	}
 	if v.Result != trustpolicy.Trusted {
-		h.Log.V(1).Info("trust check failed", "namespace", sa.Namespace, "serviceAccount", sa.Name, "roleArn", v.RoleARN, "verdict", v.Result.String())
+		h.Log.V(1).Info("trust check failed", "namespace", sa.Namespace, "serviceAccount", sa.Name, "roleArn", truncate(v.RoleARN, 256), "verdict", v.Result.String())
 	}
 	msg := warningPrefix + truncate(v.Summary(), maxMessage)
 	switch {

@@ -118,6 +118,8 @@ func TestHandler(t *testing.T) {
 	}{
 		{name: "trusted", mode: serviceaccount.Warn, req: saRequest(admissionv1.Create, "production", "s3-writer", role(goodRole), nil, false),
 			allowed: true, wantVerdict: "trusted"},
+		{name: "role with surrounding whitespace, as the pod path reads it", mode: serviceaccount.Enforce, req: saRequest(admissionv1.Create, "production", "s3-writer", role(" "+goodRole+"\n"), nil, false),
+			allowed: true, wantVerdict: "trusted"},
 		{name: "no role annotation", mode: serviceaccount.Enforce, req: saRequest(admissionv1.Create, "production", "s3-writer", nil, nil, false), allowed: true},
 		{name: "wrong namespace, warn", mode: serviceaccount.Warn, req: saRequest(admissionv1.Create, "staging", "s3-writer", role(goodRole), nil, false),
 			allowed: true, wantWarning: `does not match "system:serviceaccount:staging:s3-writer"`, wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
@@ -141,7 +143,7 @@ func TestHandler(t *testing.T) {
 			req: saRequest(admissionv1.Create, "production", "s3-writer", role(goodRole), nil, false), allowed: true, wantWarning: "not verified", wantEvent: serviceaccount.ReasonUnverified, wantVerdict: "undetermined"},
 		{name: "unknown issuer", mode: serviceaccount.Enforce, issuer: "-", req: saRequest(admissionv1.Create, "production", "s3-writer", role(goodRole), nil, false),
 			allowed: true, wantWarning: "issuer is unknown", wantEvent: serviceaccount.ReasonUnverified, wantVerdict: "undetermined"},
-		{name: "invalid role ARN, warn", mode: serviceaccount.Warn, req: saRequest(admissionv1.Create, "production", "s3-writer", role("arn:aws:iam::1:role/x\n"), nil, false),
+		{name: "invalid role ARN, warn", mode: serviceaccount.Warn, req: saRequest(admissionv1.Create, "production", "s3-writer", role("arn:aws:iam::123456789012:role/x\ny"), nil, false),
 			allowed: true, wantWarning: "control or non-ASCII", wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
 		{name: "update without a role change is not checked", mode: serviceaccount.Enforce,
 			req: saRequest(admissionv1.Update, "staging", "s3-writer", role(goodRole), role(goodRole), false), allowed: true},
