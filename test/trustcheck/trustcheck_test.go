@@ -160,6 +160,26 @@ func TestWrongNamespaceWarnsAndRecordsEvent(t *testing.T) {
 	if !strings.Contains(e, want) {
 		t.Errorf("event %q does not explain the mismatch", e)
 	}
+	// `kubectl describe serviceaccount` finds Events by the object's UID: the Event must name
+	// it. (A validating webhook sees the UID the API server assigned before storing.)
+	sa, err := suite.cs.CoreV1().ServiceAccounts(ns).Get(ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list, err := suite.cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(sa.UID)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) > 0 && list.Items[0].Reason == "TrustPolicyMismatch" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no TrustPolicyMismatch Event names the ServiceAccount's UID %s (as kubectl describe looks them up)", sa.UID)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func TestEnforceDenies(t *testing.T) {
