@@ -167,7 +167,7 @@ func (cp *ControlPlane) start(ctx context.Context, now time.Time) error {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	ports, err := freePorts(3)
+	ports, err := FreePorts(3)
 	if err != nil {
 		return err
 	}

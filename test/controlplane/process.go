@@ -154,9 +154,9 @@ func excerpt(name, logPath string, data []byte) string {
 	return b.String()
 }
 
-// freePorts asks the OS for n distinct free loopback ports. All listeners stay open until every
+// FreePorts asks the OS for n distinct free loopback ports. All listeners stay open until every
 // port is chosen, so the ports differ; another process may still take one before we bind it.
-func freePorts(n int) ([]int, error) {
+func FreePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

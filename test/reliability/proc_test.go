@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
 	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
 )
 
@@ -34,7 +35,7 @@ type serveProcess struct {
 // followed by args; it is SIGKILLed when the test ends if still running.
 func startServe(t *testing.T, certs webhookproc.TLS, args []string) *serveProcess {
 	t.Helper()
-	ports, err := webhookproc.FreePorts(3)
+	ports, err := controlplane.FreePorts(3)
 	if err != nil {
 		t.Fatal(err)
 	}

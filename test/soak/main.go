@@ -565,7 +565,7 @@ type webhookProcess struct {
 }
 
 func startWebhook(binary, kubeconfig string, certs webhookproc.TLS, logPath string) (*webhookProcess, error) {
-	ports, err := webhookproc.FreePorts(3)
+	ports, err := controlplane.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/irsa-webhook/irsa-webhook/certs"
+	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 )
 
@@ -158,7 +159,7 @@ func Start(opts Options) (*Process, error) {
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = defaultStopTimeout
 	}
-	free, err := FreePorts(3)
+	free, err := controlplane.FreePorts(3)
 	if err != nil {
 		return nil, fmt.Errorf("start irsa-webhook: %w", err)
 	}
@@ -357,26 +358,11 @@ func get(ctx context.Context, url string, limit int64) (int, string, error) {
 // FreePort asks the OS for a free loopback port. Another process may take it before the
 // webhook binds it; on these machines that has not been seen.
 func FreePort() (int, error) {
-	ports, err := FreePorts(1)
+	ports, err := controlplane.FreePorts(1)
 	if err != nil {
 		return 0, err
 	}
 	return ports[0], nil
-}
-
-// FreePorts asks the OS for n distinct free loopback ports: every listener stays open until
-// all are chosen, so the OS cannot hand out one port twice (as sequential FreePort calls can).
-func FreePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free loopback port: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // PodWebhookConfiguration registers the pod webhook at url (https://127.0.0.1:PORT/mutate-v1-pod)

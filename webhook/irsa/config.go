@@ -54,6 +54,12 @@ func (d Defaults) Validate() []error {
 	return errs
 }
 
+// SkipsPod reports whether the pod's labels opt it out of the webhook.
+func (d Defaults) SkipsPod(labels map[string]string) bool {
+	_, skip := labels[Key(d.AnnotationPrefix, SkipPodLabel)]
+	return skip
+}
+
 // Config is what the mutation needs to inject credentials into one pod.
 type Config struct {
 	RoleARN           string
@@ -104,7 +110,7 @@ type Object struct {
 // It never returns a role the ServiceAccount does not name.
 func ConfigFor(sa, pod Object, d Defaults) (cfg Config, outcome Outcome, warnings []string) {
 	p := d.AnnotationPrefix
-	if _, skip := pod.Labels[Key(p, SkipPodLabel)]; skip {
+	if d.SkipsPod(pod.Labels) {
 		return Config{}, Skipped, nil
 	}
 	raw, has := sa.Annotations[Key(p, RoleARNAnnotation)]

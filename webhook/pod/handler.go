@@ -54,7 +54,7 @@ func (h *Handler) handle(ctx context.Context, req *admission.Request[Pod]) (*adm
 	}
 	p := &req.Object
 	podObj := irsa.Object{Namespace: req.Namespace, Name: podName(p), Annotations: p.Metadata.Annotations, Labels: p.Metadata.Labels}
-	if _, skip := podObj.Labels[irsa.Key(h.Defaults.AnnotationPrefix, irsa.SkipPodLabel)]; skip {
+	if h.Defaults.SkipsPod(podObj.Labels) { // before the lookup: a skipped pod needs no ServiceAccount
 		return admission.AllowWithWarnings(), irsa.Skipped
 	}
 	spec := &p.Spec
