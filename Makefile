@@ -19,6 +19,12 @@ HELM_VERSION  ?= 3.22.0
 HELM          := $(CACHE_DIR)/helm-v$(HELM_VERSION)/helm
 export IRSA_HELM := $(HELM)
 
+# The Go toolchain: 1.27 brings encoding/json/v2 (the hot path's decoder) out of
+# experiment status. The go command fetches this exact version from the module proxy on
+# first use; every recipe below, and every test that runs `go`, inherits it.
+GO_TOOLCHAIN ?= go1.27.3
+export GOTOOLCHAIN := $(GO_TOOLCHAIN)
+
 GO_PACKAGES  := ./...
 FUZZTIME     ?= 30s
 LOAD_FLAGS     ?=
@@ -40,7 +46,7 @@ run: control-plane ## The main job on a local default: the walkthrough's pod adm
 mutate-example: ## Offline: print the walkthrough's Deployment as the webhook would admit it.
 	go run ./cmd/irsa-webhook mutate --service-account deploy/examples/serviceaccount.yaml deploy/examples/deployment.yaml
 
-test: lint shellcheck control-plane helm ## Lint, then every unit and integration test (real kube-apiserver + etcd), then each fuzz target briefly.
+test: lint shellcheck control-plane helm build ## Lint, build the release binary once (warming the build cache the tests share), then every unit and integration test (real kube-apiserver + etcd), then each fuzz target briefly.
 	go test -count=1 $(GO_PACKAGES)
 	FUZZTIME=5s test/tools/fuzz.sh
 

@@ -3,6 +3,7 @@
 # regressions show in CI; `make fuzz FUZZTIME=10m` searches for real.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.27.3}" # as the Makefile pins it
 fuzztime="${FUZZTIME:-30s}"
 targets=(
   "./webhook/pod FuzzHandle"
