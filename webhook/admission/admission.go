@@ -5,7 +5,7 @@
 // purpose: that adapter answers a malformed request with HTTP 200 and a denial, logs every
 // bad request at error level, and decodes through the generic runtime codec. Here a
 // malformed request gets a real 4xx with a one-line reason, the review and its objects are
-// decoded in one pass with encoding/json into types holding only what the handler reads
+// decoded in one pass with encoding/json/v2 into types holding only what the handler reads
 // (a pod's resources, probes and the rest are skipped, not parsed), and a panic in a
 // handler becomes an allowed answer with a warning: the webhook must never be the reason a
 // pod cannot be created. controller-runtime still serves it (TLS, certificate reload,
@@ -16,6 +16,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/json/jsontext"
+	jsonv2 "encoding/json/v2"
 	"errors"
 	"fmt"
 	"mime"
@@ -199,6 +201,13 @@ func putBody(b *bytes.Buffer) {
 	}
 }
 
+// decodeOptions: encoding/json/v2 validates and decodes in one pass (v1 scans the whole
+// body once to validate, then again to decode), and matches field names exactly, as the
+// API server's own decoder does. The API server never sends duplicate names or invalid
+// UTF-8; both are accepted anyway (the last duplicate wins, bad bytes become U+FFFD), as
+// encoding/json v1 did, so a quirk in a request never turns into a refused pod.
+var decodeOptions = jsonv2.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+
 // DecodeReview parses and checks an AdmissionReview v1 request body, decoding its
 // objects into T. An envelope that is fine around an object that does not fit T is not an
 // error: the request comes back with ObjectError set.
@@ -207,10 +216,10 @@ func DecodeReview[T any](body []byte) (*Review[T], error) {
 		return nil, fmt.Errorf("request body is empty: want an AdmissionReview")
 	}
 	var rv Review[T]
-	if err := json.Unmarshal(body, &rv); err != nil {
+	if err := jsonv2.Unmarshal(body, &rv, decodeOptions); err != nil {
 		// Slow path, errors only: is it the envelope or the object?
-		var raw Review[json.RawMessage]
-		if rawErr := json.Unmarshal(body, &raw); rawErr != nil {
+		var raw Review[jsontext.Value]
+		if rawErr := jsonv2.Unmarshal(body, &raw, decodeOptions); rawErr != nil {
 			return nil, fmt.Errorf("decode AdmissionReview: %w", rawErr)
 		}
 		rv = Review[T]{TypeMeta: raw.TypeMeta}

@@ -175,3 +175,59 @@ func TestWarningsAreBounded(t *testing.T) {
 		})
 	}
 }
+
+// object is what a test handler reads from a request's object.
+type object struct {
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+}
+
+// TestDecodeReviewChoices pins what the decoder accepts beyond the API server's own
+// output: field names match exactly (as the API server's decoder matches them), while a
+// duplicate name or invalid UTF-8 is taken as encoding/json v1 took it, never refused.
+func TestDecodeReviewChoices(t *testing.T) {
+	withObject := func(obj string) string {
+		return strings.Replace(validReview, `"object":{"apiVersion":"v1","kind":"Pod"}`, `"object":`+obj, 1)
+	}
+	tests := []struct {
+		name      string
+		body      string
+		wantErr   string // empty: decodes
+		wantUID   string
+		wantName  string
+		objectErr bool
+	}{
+		{"plain", withObject(`{"metadata":{"name":"p"}}`), "", "u-1", "p", false},
+		{"duplicate name: the last wins", withObject(`{"metadata":{"name":"a","name":"b"}}`), "", "u-1", "b", false},
+		{"duplicate envelope field", strings.Replace(validReview, `"uid":"u-1"`, `"uid":"u-0","uid":"u-1"`, 1), "", "u-1", "", false},
+		{"invalid UTF-8 is replaced", withObject("{\"metadata\":{\"name\":\"p\xff\"}}"), "", "u-1", "p\uFFFD", false},
+		{"names are case-sensitive: Metadata is not metadata", withObject(`{"Metadata":{"name":"p"}}`), "", "u-1", "", false},
+		{"names are case-sensitive: UID is not uid", strings.Replace(validReview, `"uid"`, `"UID"`, 1), "request.uid is missing", "", "", false},
+		{"an object of the wrong shape is the handler's to judge", withObject(`{"metadata":{"name":7}}`), "", "u-1", "", true},
+		{"trailing garbage", validReview + "x", "decode AdmissionReview", "", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rv, err := admission.DecodeReview[object]([]byte(tc.body))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(rv.Request.UID); got != tc.wantUID {
+				t.Errorf("uid = %q, want %q", got, tc.wantUID)
+			}
+			if got := rv.Request.Object.Metadata.Name; got != tc.wantName {
+				t.Errorf("object name = %q, want %q", got, tc.wantName)
+			}
+			if (rv.Request.ObjectError != nil) != tc.objectErr {
+				t.Errorf("object error = %v, want an error: %v", rv.Request.ObjectError, tc.objectErr)
+			}
+		})
+	}
+}
