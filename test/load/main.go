@@ -7,6 +7,7 @@
 //
 //	go run ./test/load [-service-accounts 2001] [-duration 20s] [-rate 500] [-workers 32]
 //	go run ./test/load -memory -service-accounts 100000   # heap per ServiceAccount
+//	go run ./test/load -e2e 2000 [-e2e-profile DIR]        # pod creation through the API server
 package main
 
 import (
@@ -22,7 +23,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +50,10 @@ type options struct {
 	workers         int
 	memory          bool
 	e2e             int
+	e2eWarmup       int
+	e2eWindow       time.Duration
+	e2eProfile      string
+	e2eSeed         uint64
 	profile         string
 	args            string
 }
@@ -61,7 +65,11 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 500, "arrival rate of the fixed-rate phase, requests per second")
 	flag.IntVar(&o.workers, "workers", 32, "connections of the closed-loop phase")
 	flag.BoolVar(&o.memory, "memory", false, "measure memory per ServiceAccount instead of load: heap at 2,001 and at -service-accounts")
-	flag.IntVar(&o.e2e, "e2e", 0, "instead of load: create this many pods through the API server without, then with the webhook, and compare the median latency")
+	flag.IntVar(&o.e2e, "e2e", 0, "instead of load: create this many pods per arm through the API server (no webhook, this webhook, trivial webhooks; interleaved) and compare the latencies")
+	flag.IntVar(&o.e2eWarmup, "e2e-warmup", 100, "with -e2e: uncounted rounds (one pod per arm each) first")
+	flag.DurationVar(&o.e2eWindow, "e2e-cpu-window", 10*time.Second, "with -e2e: then create pods of each arm alone for this long and report CPU per pod (0: skip)")
+	flag.StringVar(&o.e2eProfile, "e2e-profile", "", "with -e2e: write a kube-apiserver CPU profile of each arm's CPU window to this directory")
+	flag.Uint64Var(&o.e2eSeed, "e2e-seed", uint64(time.Now().UnixNano()), "with -e2e: seed of the per-round shuffle")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the webhook during the closed-loop phase to this file")
 	flag.StringVar(&o.args, "args", "", "extra serve flags, space-separated")
 	flag.Parse()
@@ -139,7 +147,7 @@ func run(ctx context.Context, o options) (err error) {
 	case o.memory:
 		return e.memory(ctx, first, o.serviceAccounts)
 	case o.e2e > 0:
-		return e.endToEnd(ctx, o.e2e)
+		return e.endToEnd(ctx, e2eOptions{pods: o.e2e, warmup: o.e2eWarmup, window: o.e2eWindow, profile: o.e2eProfile, seed: o.e2eSeed})
 	}
 	return e.load(ctx, o)
 }
@@ -320,91 +328,6 @@ func (e *env) cpuProfile(ctx context.Context, path string, d time.Duration) erro
 		return fmt.Errorf("get CPU profile: HTTP %d: %v", resp.StatusCode, err)
 	}
 	return os.WriteFile(path, body, 0o644)
-}
-
-// endToEnd creates n pods through the API server without the webhook registered, then n
-// with it, one after another, and compares the median creation latency.
-func (e *env) endToEnd(ctx context.Context, n int) error {
-	y, err := os.ReadFile(filepath.Join(e.root, "webhook/pod/testdata/benchmark/pod.yaml"))
-	if err != nil {
-		return err
-	}
-	var pod corev1.Pod
-	if err := yaml.Unmarshal(y, &pod); err != nil {
-		return err
-	}
-	// The API server adds its own kube-api-access volume; the benchmark pod's is dropped.
-	pod.Spec.Volumes = pod.Spec.Volumes[:1]
-	for i := range pod.Spec.InitContainers {
-		pod.Spec.InitContainers[i].VolumeMounts = nil
-	}
-	for i := range pod.Spec.Containers {
-		pod.Spec.Containers[i].VolumeMounts = pod.Spec.Containers[i].VolumeMounts[:0]
-	}
-	pod.OwnerReferences = nil
-	if _, err := e.cs.CoreV1().ServiceAccounts("production").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "no-role", Namespace: "production"}}, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	create := func(label, sa string) ([]time.Duration, int, error) {
-		lat := make([]time.Duration, 0, n)
-		mutated := 0
-		for i := range n {
-			p := pod.DeepCopy()
-			p.GenerateName = label + "-"
-			p.Spec.ServiceAccountName, p.Spec.DeprecatedServiceAccount = sa, sa
-			began := time.Now()
-			got, err := e.cs.CoreV1().Pods("production").Create(ctx, p, metav1.CreateOptions{})
-			if err != nil {
-				return nil, 0, fmt.Errorf("create pod %d (%s): %w", i, label, err)
-			}
-			lat = append(lat, time.Since(began))
-			for _, env := range got.Spec.Containers[0].Env {
-				if env.Name == "AWS_ROLE_ARN" {
-					mutated++
-				}
-			}
-		}
-		return lat, mutated, nil
-	}
-	without, m0, err := create("plain", "s3-writer")
-	if err != nil {
-		return err
-	}
-	cfg := webhookproc.PodWebhookConfiguration("irsa-webhook-load", e.webhook.URL(webhookproc.PodPath), e.tls.CAPEM, "Fail")
-	if _, err := e.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	// Let the API server pick the configuration up: a dry-run pod comes back mutated.
-	for {
-		got, err := e.cs.CoreV1().Pods("production").Create(ctx, pod.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if err == nil && len(got.Spec.Volumes) > len(pod.Spec.Volumes)+1 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	with, m1, err := create("webhook", "s3-writer")
-	if err != nil {
-		return err
-	}
-	// The same call with nothing to inject: what the call itself costs the API server.
-	noRole, _, err := create("no-role", "no-role")
-	if err != nil {
-		return err
-	}
-	p := func(l []time.Duration, q float64) time.Duration {
-		s := slices.Clone(l)
-		slices.Sort(s)
-		return s[int(q*float64(len(s)-1))]
-	}
-	fmt.Printf("%d pods created one after another through the API server (etcd, admission, storage):\n", n)
-	fmt.Printf("  without the webhook: median %s, p90 %s, p99 %s (%d mutated)\n", p(without, .5), p(without, .9), p(without, .99), m0)
-	fmt.Printf("  with the webhook:    median %s, p90 %s, p99 %s (%d mutated)\n", p(with, .5), p(with, .9), p(with, .99), m1)
-	fmt.Printf("  webhook, nothing to inject (SA without a role): median %s, p90 %s, p99 %s\n", p(noRole, .5), p(noRole, .9), p(noRole, .99))
-	fmt.Printf("  added by the webhook: median %s (the call alone: %s)\n", p(with, .5)-p(without, .5), p(noRole, .5)-p(without, .5))
-	if m1 != n {
-		return fmt.Errorf("%d of %d pods were not mutated", n-m1, n)
-	}
-	return nil
 }
 
 // review is the benchmark pod wrapped in an AdmissionReview as the API server sends it.
