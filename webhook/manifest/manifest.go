@@ -155,9 +155,9 @@ func podTemplate(js []byte, kind string) (*pod.Pod, error) {
 }
 
 func apply(js []byte, ops []pod.Op) ([]byte, error) {
-	raw, err := json.Marshal(ops)
+	raw, err := pod.MarshalPatch(ops)
 	if err != nil {
-		return nil, fmt.Errorf("encode patch: %w", err)
+		return nil, err
 	}
 	patch, err := jsonpatch.DecodePatch(raw)
 	if err != nil {

@@ -6,56 +6,12 @@
 package pod
 
 import (
-	"encoding/json"
-	"fmt"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 )
-
-// Op is one JSON Patch operation; the webhook only ever adds.
-type Op struct {
-	Path  string
-	Value any
-}
-
-// MarshalJSON renders {"op":"add","path":...,"value":...}.
-func (o Op) MarshalJSON() ([]byte, error) { return o.appendJSON(nil) }
-
-func (o Op) appendJSON(b []byte) ([]byte, error) {
-	v, err := json.Marshal(o.Value)
-	if err != nil {
-		return nil, fmt.Errorf("encode patch value at %s: %w", o.Path, err)
-	}
-	path, err := json.Marshal(o.Path)
-	if err != nil {
-		return nil, fmt.Errorf("encode patch path %s: %w", o.Path, err)
-	}
-	b = append(b, `{"op":"add","path":`...)
-	b = append(b, path...)
-	b = append(b, `,"value":`...)
-	b = append(b, v...)
-	return append(b, '}'), nil
-}
-
-// MarshalPatch renders ops as a JSON Patch document. It is json.Marshal(ops) without
-// the second pass encoding/json makes over every MarshalJSON result.
-func MarshalPatch(ops []Op) ([]byte, error) {
-	b := make([]byte, 0, 256*len(ops))
-	b = append(b, '[')
-	for i, op := range ops {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		var err error
-		if b, err = op.appendJSON(b); err != nil {
-			return nil, err
-		}
-	}
-	return append(b, ']'), nil
-}
 
 // Mutate returns the add operations that give every container of spec the role's
 // credentials (spec decoded from the pod's JSON into the Spec view), with paths rooted at specPath ("/spec" for a Pod, "/spec/template/spec"
