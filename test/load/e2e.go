@@ -135,7 +135,7 @@ func (e *env) endToEnd(ctx context.Context, o e2eOptions) error {
 		}
 	}
 	var conns0 []string
-	var calls0 map[string]float64
+	var calls0 map[string]callStats
 	pods := make([]*corev1.Pod, len(e2eArms))
 	rng := rand.New(rand.NewPCG(o.seed, 0))
 	lat := make([][]time.Duration, len(e2eArms))
@@ -197,7 +197,7 @@ func (e *env) endToEnd(ctx context.Context, o e2eOptions) error {
 		}
 		fmt.Printf("  %-48s %s; %s\n", a.label+":", pct(lat[i+1], .5)-pct(base, .5), pct(d, .5))
 	}
-	fmt.Printf("API server calls to each webhook during the measured rounds: %s (%d pods per arm)\n", callsDelta(calls0, calls1), o.pods)
+	fmt.Printf("webhook calls during the measured rounds (%d pods per arm), as the API server times them (call and patch):%s\n", o.pods, callsDelta(calls0, calls1))
 	fmt.Printf("connections to this webhook: %d before, %d after, %d in common; %s\n", len(conns0), len(conns1), common(conns0, conns1), trivial.protocols())
 	if o.window > 0 {
 		return e.e2eCPU(ctx, o, create)
@@ -454,31 +454,63 @@ func (w *trivialWebhook) close() {
 	}
 }
 
-// webhookCalls sums apiserver_admission_webhook_admission_duration_seconds_count by
-// webhook name: how often the API server called each webhook.
-func (e *env) webhookCalls(ctx context.Context) (map[string]float64, error) {
+// callStats is a histogram's count and sum (seconds).
+type callStats struct{ count, sum float64 }
+
+// webhookCalls reads apiserver_admission_webhook_admission_duration_seconds by webhook name
+// (how often, and how long in total, the API server spent calling each webhook, its patch
+// applied) and, under the name "irsa-webhook (own handling)", the webhook's own
+// irsa_webhook_admission_duration_seconds for pods.
+func (e *env) webhookCalls(ctx context.Context) (map[string]callStats, error) {
 	body, err := e.cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver /metrics: %w", err)
 	}
-	calls := map[string]float64{}
-	for line := range strings.SplitSeq(string(body), "\n") {
-		rest, ok := strings.CutPrefix(line, "apiserver_admission_webhook_admission_duration_seconds_count{")
+	calls := map[string]callStats{}
+	if err := histograms(string(body), "apiserver_admission_webhook_admission_duration_seconds", "name", calls); err != nil {
+		return nil, err
+	}
+	_, own, err := webhookproc.GetAll(ctx, e.webhook.MetricsURL())
+	if err != nil {
+		return nil, err
+	}
+	ownStats := map[string]callStats{}
+	if err := histograms(own, "irsa_webhook_admission_duration_seconds", "webhook", ownStats); err != nil {
+		return nil, err
+	}
+	calls["irsa-webhook (own handling)"] = ownStats["pod"]
+	return calls, nil
+}
+
+// histograms adds the _count and _sum of metric, by the value of label, to into.
+func histograms(body, metric, label string, into map[string]callStats) error {
+	for line := range strings.SplitSeq(body, "\n") {
+		rest, ok := strings.CutPrefix(line, metric+"_")
 		if !ok {
+			continue
+		}
+		kind, rest, ok := strings.Cut(rest, "{")
+		if !ok || (kind != "count" && kind != "sum") {
 			continue
 		}
 		labels, value, ok := strings.Cut(rest, "} ")
 		if !ok {
 			continue
 		}
-		name := labelValue(labels, "name")
 		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		calls[name] += v
+		name := labelValue(labels, label)
+		c := into[name]
+		if kind == "count" {
+			c.count += v
+		} else {
+			c.sum += v
+		}
+		into[name] = c
 	}
-	return calls, nil
+	return nil
 }
 
 func labelValue(labels, name string) string {
@@ -490,12 +522,17 @@ func labelValue(labels, name string) string {
 	return v
 }
 
-func callsDelta(a, b map[string]float64) string {
+func callsDelta(a, b map[string]callStats) string {
 	var parts []string
 	for _, name := range slices.Sorted(maps.Keys(b)) {
-		parts = append(parts, fmt.Sprintf("%s %.0f", name, b[name]-a[name]))
+		n, sum := b[name].count-a[name].count, b[name].sum-a[name].sum
+		mean := time.Duration(0)
+		if n > 0 {
+			mean = time.Duration(sum / n * float64(time.Second)).Round(time.Microsecond)
+		}
+		parts = append(parts, fmt.Sprintf("\n  %-48s %5.0f calls, mean %s", name+":", n, mean))
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(parts, "")
 }
 
 // tcpConnsTo lists the established loopback TCP connections whose local port is port
