@@ -45,6 +45,7 @@ import (
 //	empty   the trivial webhook answering allowed without a patch: the bare call
 //	empty1  the same over HTTP/1.1, as the API server talks to a webhook behind a Service
 //	        (it uses HTTP/2 only for a loopback URL, as here)
+//	ref     with -reference: the reference webhook (aws/amazon-eks-pod-identity-webhook)
 const e2eArmLabel = "irsa-load-e2e-arm"
 
 // smallEnv is the variable the small arm's one-operation patch adds to the first container.
@@ -56,7 +57,7 @@ type arm struct {
 	label                           string
 }
 
-var e2eArms = []arm{
+var baseArms = []arm{
 	{name: "plain", namespace: "e2e-plain", serviceAccount: "s3-writer", label: "without a webhook"},
 	{name: "irsa", namespace: "e2e-irsa", serviceAccount: "s3-writer", env: "AWS_ROLE_ARN", label: "with the webhook"},
 	{name: "norole", namespace: "e2e-irsa", serviceAccount: "no-role", label: "webhook, nothing to inject (SA without a role)"},
@@ -64,6 +65,17 @@ var e2eArms = []arm{
 	{name: "small", namespace: "e2e-small", serviceAccount: "s3-writer", env: smallEnv, label: "trivial webhook, one-operation patch"},
 	{name: "empty", namespace: "e2e-empty", serviceAccount: "s3-writer", label: "trivial webhook, no patch"},
 	{name: "empty1", namespace: "e2e-empty1", serviceAccount: "s3-writer", label: "trivial webhook, no patch, HTTP/1.1"},
+}
+
+// refArm is the reference webhook's arm, with -reference.
+var refArm = arm{name: "ref", namespace: "e2e-ref", serviceAccount: "s3-writer", env: "AWS_ROLE_ARN", label: "the reference webhook"}
+
+// arms are the arms measured: baseArms, and the reference's with -reference.
+func (e *env) arms() []arm {
+	if e.ref != nil {
+		return append(slices.Clip(baseArms), refArm)
+	}
+	return baseArms
 }
 
 type e2eOptions struct {
@@ -77,6 +89,7 @@ type e2eOptions struct {
 // endToEnd measures pod creation latency through the API server for every arm, then,
 // unless o.window is 0, the CPU each arm costs kube-apiserver, etcd and the webhooks.
 func (e *env) endToEnd(ctx context.Context, o e2eOptions) error {
+	e2eArms := e.arms()
 	pod, err := e.e2ePod()
 	if err != nil {
 		return err
@@ -230,6 +243,7 @@ func (e *env) e2ePod() (*corev1.Pod, error) {
 // e2eNamespaces creates one namespace per arm, labelled with the arm, each holding the
 // same two ServiceAccounts: s3-writer with the walkthrough's role and no-role.
 func (e *env) e2eNamespaces(ctx context.Context) error {
+	e2eArms := e.arms()
 	seen := map[string]bool{}
 	for _, a := range e2eArms {
 		if seen[a.namespace] {
@@ -326,13 +340,23 @@ func (e *env) registerE2EWebhooks(ctx context.Context, t *trivialWebhook) error 
 	triv := webhookproc.PodWebhookConfiguration("trivial-load", "", e.tls.CAPEM, admissionregistrationv1.Fail)
 	tmpl := triv.Webhooks[0]
 	triv.Webhooks = nil
-	for _, a := range e2eArms[3:] {
+	for _, a := range baseArms[3:] { // the trivial webhook's arms
 		w := *tmpl.DeepCopy()
 		url := t.url(a.name)
 		w.Name, w.ClientConfig.URL, w.NamespaceSelector = a.name+".trivial.irsa-load", &url, only(a.namespace)
 		triv.Webhooks = append(triv.Webhooks, w)
 	}
-	for _, c := range []*admissionregistrationv1.MutatingWebhookConfiguration{cfg, triv} {
+	configs := []*admissionregistrationv1.MutatingWebhookConfiguration{cfg, triv}
+	if e.ref != nil {
+		// As that project deploys it: its answers carry no apiVersion and kind, which the API
+		// server accepts only from a webhook registered for admission.k8s.io/v1beta1 reviews.
+		ref := webhookproc.PodWebhookConfiguration("reference-load", e.ref.URL(), e.tls.CAPEM, admissionregistrationv1.Fail)
+		ref.Webhooks[0].Name = "ref.reference.irsa-load"
+		ref.Webhooks[0].NamespaceSelector = only(refArm.namespace)
+		ref.Webhooks[0].AdmissionReviewVersions = []string{"v1beta1"}
+		configs = append(configs, ref)
+	}
+	for _, c := range configs {
 		if _, err := e.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, c, metav1.CreateOptions{}); err != nil {
 			return err
 		}
@@ -579,6 +603,12 @@ func (e *env) e2eCPU(ctx context.Context, o e2eOptions, create func(arm, bool) (
 		name string
 		pid  int
 	}{{"kube-apiserver", api}, {"etcd", etcd}, {"irsa-webhook", e.webhook.PID()}, {"load (client, trivial webhook)", os.Getpid()}}
+	if e.ref != nil {
+		pids = append(pids, struct {
+			name string
+			pid  int
+		}{"reference webhook", e.ref.PID()})
+	}
 	if o.profile != "" {
 		if err := os.MkdirAll(o.profile, 0o755); err != nil {
 			return err
@@ -590,7 +620,7 @@ func (e *env) e2eCPU(ctx context.Context, o e2eOptions, create func(arm, bool) (
 		fmt.Printf(" %16s", p.name)
 	}
 	fmt.Println()
-	for _, a := range e2eArms {
+	for _, a := range e.arms() {
 		var profiled chan error
 		if o.profile != "" {
 			profiled = make(chan error, 1)

@@ -8,6 +8,7 @@
 //	go run ./test/load [-service-accounts 2001] [-duration 20s] [-rate 500] [-workers 32]
 //	go run ./test/load -memory -service-accounts 100000   # heap per ServiceAccount
 //	go run ./test/load -e2e 2000 [-e2e-profile DIR]        # pod creation through the API server
+//	go run ./test/load -reference PATH [...]               # and the reference webhook side by side
 package main
 
 import (
@@ -56,6 +57,7 @@ type options struct {
 	e2eSeed         uint64
 	profile         string
 	args            string
+	reference       string
 }
 
 func main() {
@@ -72,6 +74,7 @@ func main() {
 	flag.Uint64Var(&o.e2eSeed, "e2e-seed", uint64(time.Now().UnixNano()), "with -e2e: seed of the per-round shuffle")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the webhook during the closed-loop phase to this file")
 	flag.StringVar(&o.args, "args", "", "extra serve flags, space-separated")
+	flag.StringVar(&o.reference, "reference", "", "also run the reference webhook (aws/amazon-eks-pod-identity-webhook, a binary built from its source) and measure it side by side: the same load phases, and an -e2e arm")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, o)
@@ -87,6 +90,7 @@ type env struct {
 	cp      *controlplane.ControlPlane
 	cs      *kubernetes.Clientset
 	webhook *webhookproc.Process
+	ref     *reference // the reference webhook, with -reference
 	tls     webhookproc.TLS
 	vegeta  string
 	root    string
@@ -143,6 +147,19 @@ func run(ctx context.Context, o options) (err error) {
 	if err := e.webhook.WaitReady(ctx, 2*time.Minute); err != nil {
 		return err
 	}
+	if o.reference != "" {
+		if e.ref, err = startReference(o.reference, e.cp.KubeconfigPath(), e.tls, e.dir); err != nil {
+			return err
+		}
+		defer e.ref.stop()
+		review, err := e.review()
+		if err != nil {
+			return err
+		}
+		if err := e.ref.waitReady(ctx, review, e.tls.CAPEM, 2*time.Minute); err != nil {
+			return err
+		}
+	}
 	switch {
 	case o.memory:
 		return e.memory(ctx, first, o.serviceAccounts)
@@ -193,7 +210,15 @@ func (e *env) createServiceAccounts(ctx context.Context, from, to int) error {
 	return firstErr
 }
 
-// load runs vegeta closed loop, then at a fixed rate, and prints the table.
+// server is one webhook under load: this one, or the reference beside it.
+type server struct {
+	name string
+	pid  int
+	url  string
+}
+
+// load runs vegeta closed loop, then at a fixed rate, and prints the table. With
+// -reference, each phase runs against this webhook and then the reference, alternating.
 func (e *env) load(ctx context.Context, o options) error {
 	body, err := e.review()
 	if err != nil {
@@ -201,19 +226,25 @@ func (e *env) load(ctx context.Context, o options) error {
 	}
 	bodyFile := filepath.Join(e.dir, "review.json")
 	caFile := filepath.Join(e.dir, "ca.pem")
-	targets := filepath.Join(e.dir, "targets.txt")
-	for path, data := range map[string][]byte{
-		bodyFile: body, caFile: e.tls.CAPEM,
-		targets: fmt.Appendf(nil, "POST %s\nContent-Type: application/json\n@%s\n", e.webhook.URL(webhookproc.PodPath), bodyFile),
-	} {
+	servers := []server{{"irsa-webhook", e.webhook.PID(), e.webhook.URL(webhookproc.PodPath)}}
+	if e.ref != nil {
+		servers = append(servers, server{"reference", e.ref.PID(), e.ref.URL()})
+	}
+	files := map[string][]byte{bodyFile: body, caFile: e.tls.CAPEM}
+	for _, s := range servers {
+		files[e.targetsFile(s)] = fmt.Appendf(nil, "POST %s\nContent-Type: application/json\n@%s\n", s.url, bodyFile)
+	}
+	for path, data := range files {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("AdmissionReview: %d bytes; webhook pid %d\n", len(body), e.webhook.PID())
-	// Warm up connections, caches and the Go runtime.
-	if _, err := e.attack(ctx, targets, caFile, "warm-up", []string{"-rate=200/s", "-duration=3s"}); err != nil {
-		return err
+	for _, s := range servers {
+		fmt.Printf("AdmissionReview: %d bytes; %s pid %d at %s\n", len(body), s.name, s.pid, s.url)
+		// Warm up connections, caches and the Go runtime.
+		if _, err := e.attack(ctx, s, caFile, "warm-up", []string{"-rate=200/s", "-duration=3s"}); err != nil {
+			return err
+		}
 	}
 	phases := []struct {
 		name string
@@ -224,48 +255,55 @@ func (e *env) load(ctx context.Context, o options) error {
 	}
 	var rows []row
 	for i, p := range phases {
-		var profiled chan error
-		if i == 0 && o.profile != "" {
-			profiled = make(chan error, 1)
-			go func() { profiled <- e.cpuProfile(ctx, o.profile, o.duration*3/4) }()
-		}
-		r, err := e.attack(ctx, targets, caFile, p.name, p.args)
-		if profiled != nil {
-			if perr := <-profiled; perr != nil {
-				return perr
+		for j, s := range servers {
+			var profiled chan error
+			if i == 0 && j == 0 && o.profile != "" {
+				profiled = make(chan error, 1)
+				go func() { profiled <- e.cpuProfile(ctx, o.profile, o.duration*3/4) }()
 			}
-			fmt.Printf("CPU profile of the closed-loop phase: %s (go tool pprof -top %s)\n", o.profile, o.profile)
+			r, err := e.attack(ctx, s, caFile, p.name, p.args)
+			if profiled != nil {
+				if perr := <-profiled; perr != nil {
+					return perr
+				}
+				fmt.Printf("CPU profile of the closed-loop phase: %s (go tool pprof -top %s)\n", o.profile, o.profile)
+			}
+			if err != nil {
+				return err
+			}
+			rows = append(rows, r)
 		}
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
+	fmt.Fprintln(tw, "server\tphase\treq/s\tp50\tp90\tp99\tmax\terrors\tserver CPU/req\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%d/%d\t%.0f µs\t\n", r.server, r.name, r.throughput, r.p50, r.p90, r.p99, r.max, r.errors, r.requests, r.cpuPerReq)
+	}
+	_ = tw.Flush()
+	for _, s := range servers {
+		rss, err := rssKiB(s.pid)
 		if err != nil {
 			return err
 		}
-		rows = append(rows, r)
+		fmt.Printf("RSS after load: %.1f MiB with %d ServiceAccounts (%s)\n", float64(rss)/1024, o.serviceAccounts, s.name)
 	}
-	rss, err := rssKiB(e.webhook.PID())
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintln(tw, "phase\treq/s\tp50\tp90\tp99\tmax\terrors\tserver CPU/req\t")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%d/%d\t%.0f µs\t\n", r.name, r.throughput, r.p50, r.p90, r.p99, r.max, r.errors, r.requests, r.cpuPerReq)
-	}
-	_ = tw.Flush()
-	fmt.Printf("RSS after load: %.1f MiB with %d ServiceAccounts\n", float64(rss)/1024, o.serviceAccounts)
 	return nil
 }
 
+func (e *env) targetsFile(s server) string { return filepath.Join(e.dir, "targets-"+s.name+".txt") }
+
 type row struct {
-	name               string
+	server, name       string
 	requests, errors   int
 	throughput         float64
 	p50, p90, p99, max time.Duration
 	cpuPerReq          float64 // microseconds
 }
 
-func (e *env) attack(ctx context.Context, targets, caFile, name string, args []string) (row, error) {
+func (e *env) attack(ctx context.Context, s server, caFile, name string, args []string) (row, error) {
 	results := filepath.Join(e.dir, "results.bin")
-	cpu0, err := cpuTicks(e.webhook.PID())
+	targets := e.targetsFile(s)
+	cpu0, err := cpuTicks(s.pid)
 	if err != nil {
 		return row{}, err
 	}
@@ -274,7 +312,7 @@ func (e *env) attack(ctx context.Context, targets, caFile, name string, args []s
 	if err := cmd.Run(); err != nil {
 		return row{}, fmt.Errorf("vegeta attack (%s): %w", name, err)
 	}
-	cpu1, err := cpuTicks(e.webhook.PID())
+	cpu1, err := cpuTicks(s.pid)
 	if err != nil {
 		return row{}, err
 	}
@@ -298,7 +336,7 @@ func (e *env) attack(ctx context.Context, targets, caFile, name string, args []s
 	if err := json.Unmarshal(rep, &m); err != nil {
 		return row{}, fmt.Errorf("decode vegeta report: %w", err)
 	}
-	r := row{name: name, requests: m.Requests, throughput: m.Throughput, p50: m.Latencies.P50, p90: m.Latencies.P90, p99: m.Latencies.P99, max: m.Latencies.Max}
+	r := row{server: s.name, name: name, requests: m.Requests, throughput: m.Throughput, p50: m.Latencies.P50, p90: m.Latencies.P90, p99: m.Latencies.P99, max: m.Latencies.Max}
 	r.errors = m.Requests - m.StatusCodes["200"]
 	if m.Requests > 0 {
 		r.cpuPerReq = float64(cpu1-cpu0) / clockTicks * 1e6 / float64(m.Requests)
