@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -226,8 +225,11 @@ func runServe(ctx context.Context, args []string, s streams) error {
 		return err
 	}
 
+	// The manager's scheme only has to name the objects events are recorded for
+	// (ServiceAccounts): registering every built-in API group again would keep a second copy
+	// of client-go's scheme on the heap for nothing.
 	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+	if err := corev1.AddToScheme(scheme); err != nil {
 		return fmt.Errorf("build scheme: %w", err)
 	}
 	mc, err := metadata.NewForConfig(cfg)
