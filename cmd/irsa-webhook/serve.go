@@ -332,6 +332,11 @@ func runServe(ctx context.Context, args []string, s streams) error {
 		}
 		stop()
 	}()
+	// Once ready, give back the pages of the binary that only start-up used (see memory.go).
+	webhookStarted := srv.StartedChecker()
+	go releaseWhenReady(runCtx, func() bool {
+		return sas.HasSynced() && (certReady == nil || certReady(nil) == nil) && webhookStarted(nil) == nil
+	}, log)
 	log.Info("starting irsa-webhook", "version", version, "port", o.port, "annotationPrefix", o.defaults.AnnotationPrefix)
 	if err := mgr.Start(runCtx); err != nil {
 		return fmt.Errorf("serve: %w", err)
