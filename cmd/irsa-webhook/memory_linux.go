@@ -12,10 +12,12 @@ import (
 
 // releaseStartupPages drops this process's mappings of the pages of its own executable that
 // are never written (code, read-only data, symbol and type tables) with MADV_DONTNEED: the
-// contents do not change, the next access maps the page again from the page cache. Writable
-// mappings (data, bss, the heap) are left alone. Skipped under a debugger, whose breakpoints
-// are private copies of code pages that MADV_DONTNEED would discard. It returns the bytes
-// of the mappings released.
+// contents do not change, the next access maps the page again from the page cache. Only
+// private, non-writable mappings holding no private copy of any page are released: writable
+// mappings (data, bss, the heap) are left alone, and so is a read-only mapping that was
+// written before it was made read-only (a position-independent build's relocated RELRO
+// segment) or patched by a debugger, since MADV_DONTNEED would bring back the file's bytes.
+// It returns the bytes of the mappings released.
 func releaseStartupPages() (int64, error) {
 	if traced() {
 		return 0, nil
@@ -24,11 +26,11 @@ func releaseStartupPages() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
+	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		return 0, err
 	}
-	ranges, err := readOnlyMappings(maps, exe)
+	ranges, err := cleanReadOnlyMappings(smaps, exe)
 	if err != nil {
 		return 0, err
 	}
@@ -44,14 +46,39 @@ func releaseStartupPages() (int64, error) {
 
 type addrRange struct{ start, end uintptr }
 
-// readOnlyMappings returns the mappings of /proc/self/maps (contents given) of the file
-// path that are private and not writable.
-func readOnlyMappings(maps []byte, path string) ([]addrRange, error) {
+// cleanReadOnlyMappings returns the mappings of /proc/self/smaps (contents given) of the
+// file path that are private, not writable, and hold no anonymous (copied-on-write) page.
+func cleanReadOnlyMappings(smaps []byte, path string) ([]addrRange, error) {
 	var out []addrRange
-	s := bufio.NewScanner(bytes.NewReader(maps))
+	var cur *addrRange // the current mapping, while it is a candidate
+	sawAnonymous := false
+	flush := func() error {
+		if cur != nil && !sawAnonymous {
+			return fmt.Errorf("smaps: no Anonymous line for the mapping %#x-%#x", cur.start, cur.end)
+		}
+		return nil
+	}
+	s := bufio.NewScanner(bytes.NewReader(smaps))
 	for s.Scan() {
-		// address perms offset dev inode pathname; the pathname may hold spaces.
-		f := strings.SplitN(s.Text(), " ", 6)
+		line := s.Text()
+		key, value, isField := strings.Cut(line, ":")
+		if isField && !strings.Contains(key, " ") && !strings.Contains(key, "-") {
+			// A "Key: value" line of the current mapping.
+			if cur != nil && key == "Anonymous" {
+				sawAnonymous = true
+				if kb := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(value), "kB")); kb == "0" {
+					out = append(out, *cur)
+				}
+				cur = nil
+			}
+			continue
+		}
+		if err := flush(); err != nil {
+			return nil, err
+		}
+		cur, sawAnonymous = nil, false
+		// A mapping: address perms offset dev inode pathname; the pathname may hold spaces.
+		f := strings.SplitN(line, " ", 6)
 		if len(f) < 6 || strings.TrimLeft(f[5], " ") != path {
 			continue
 		}
@@ -61,16 +88,22 @@ func readOnlyMappings(maps []byte, path string) ([]addrRange, error) {
 		}
 		lo, hi, ok := strings.Cut(f[0], "-")
 		if !ok {
-			return nil, fmt.Errorf("unexpected line in /proc/self/maps: %q", s.Text())
+			return nil, fmt.Errorf("unexpected line in /proc/self/smaps: %q", line)
 		}
 		start, err1 := strconv.ParseUint(lo, 16, 64)
 		end, err2 := strconv.ParseUint(hi, 16, 64)
 		if err1 != nil || err2 != nil || end <= start {
-			return nil, fmt.Errorf("unexpected line in /proc/self/maps: %q", s.Text())
+			return nil, fmt.Errorf("unexpected line in /proc/self/smaps: %q", line)
 		}
-		out = append(out, addrRange{uintptr(start), uintptr(end)})
+		cur = &addrRange{uintptr(start), uintptr(end)}
 	}
-	return out, s.Err()
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // traced reports whether a debugger or tracer is attached (TracerPid in /proc/self/status).

@@ -9,27 +9,35 @@ import (
 	"testing"
 )
 
-func TestReadOnlyMappings(t *testing.T) {
+func TestCleanReadOnlyMappings(t *testing.T) {
 	const exe = "/usr/local/bin/irsa webhook"
-	maps := `00400000-01578000 r-xp 00000000 fe:00 10011275                           /usr/local/bin/irsa webhook
-01578000-026a2000 r--p 01178000 fe:00 10011275                           /usr/local/bin/irsa webhook
-026a2000-02730000 rw-p 022a2000 fe:00 10011275                           /usr/local/bin/irsa webhook
-02730000-04781000 rw-p 00000000 00:00 0 
-7f0000000000-7f0000001000 r-xp 00000000 fe:00 42                         /usr/local/bin/irsa webhook (deleted)
-7f0000001000-7f0000002000 r--s 00000000 fe:00 10011275                   /usr/local/bin/irsa webhook
-7f0000002000-7f0000003000 r--p 00000000 fe:00 43                         /usr/local/bin/irsa
-7fff89a23000-7fff89a44000 rw-p 00000000 00:00 0                          [stack]
-`
-	got, err := readOnlyMappings([]byte(maps), exe)
+	mapping := func(header string, anonKB int) string {
+		return header + "\nSize:               4 kB\nRss:                4 kB\nAnonymous:          " + strconv.Itoa(anonKB) + " kB\nVmFlags: rd mr mw me\n"
+	}
+	smaps := mapping("00400000-01578000 r-xp 00000000 fe:00 10011275                           "+exe, 0) +
+		mapping("01578000-026a2000 r--p 01178000 fe:00 10011275                           "+exe, 0) +
+		// Read-only now, but written before (a PIE build's relocated RELRO, or a breakpoint):
+		// releasing it would bring back the file's bytes.
+		mapping("026a2000-026b0000 r--p 022a2000 fe:00 10011275                           "+exe, 8) +
+		mapping("026b0000-02730000 rw-p 022b0000 fe:00 10011275                           "+exe, 0) +
+		mapping("02730000-04781000 rw-p 00000000 00:00 0 ", 12) +
+		mapping("7f0000000000-7f0000001000 r-xp 00000000 fe:00 42                         "+exe+" (deleted)", 0) +
+		mapping("7f0000001000-7f0000002000 r--s 00000000 fe:00 10011275                   "+exe, 0) +
+		mapping("7f0000002000-7f0000003000 r--p 00000000 fe:00 43                         /usr/local/bin/irsa", 0) +
+		mapping("7fff89a23000-7fff89a44000 rw-p 00000000 00:00 0                          [stack]", 16)
+	got, err := cleanReadOnlyMappings([]byte(smaps), exe)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []addrRange{{0x400000, 0x1578000}, {0x1578000, 0x26a2000}}
 	if !slices.Equal(got, want) {
-		t.Errorf("readOnlyMappings = %x, want %x (private, not writable, this path only)", got, want)
+		t.Errorf("cleanReadOnlyMappings = %x, want %x (private, not writable, no page copied, this path only)", got, want)
 	}
-	if _, err := readOnlyMappings([]byte("zz-yy r-xp 0 0:0 1 "+exe+"\n"), exe); err == nil {
+	if _, err := cleanReadOnlyMappings([]byte("zz-yy r-xp 0 0:0 1 "+exe+"\n"), exe); err == nil {
 		t.Error("a malformed address range was accepted")
+	}
+	if _, err := cleanReadOnlyMappings([]byte("00400000-01578000 r-xp 00000000 fe:00 1 "+exe+"\nRss: 4 kB\n"), exe); err == nil {
+		t.Error("a candidate mapping without an Anonymous line was accepted")
 	}
 }
 

@@ -66,6 +66,7 @@ type serveOptions struct {
 	shutdownGrace      time.Duration
 	shutdownDelay      time.Duration
 	profiling          bool
+	releasePages       bool
 	trust              trustOptions
 	cert               certOptions
 }
@@ -85,6 +86,7 @@ func newServeOptions() *serveOptions {
 		saLookupTimeout:    sacache.DefaultLiveLookupBudget,
 		shutdownGrace:      defaultShutdownGrace,
 		shutdownDelay:      defaultShutdownDelay,
+		releasePages:       true,
 		trust:              newTrustOptions(),
 		cert:               newCertOptions(),
 	}
@@ -108,6 +110,7 @@ func (o *serveOptions) flagSet() *flag.FlagSet {
 	fs.DurationVar(&o.saLookupTimeout, "service-account-lookup-timeout", o.saLookupTimeout, "budget of the live GET made when a pod's ServiceAccount is not in the cache yet")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace-period", o.shutdownGrace, "how long in-flight requests may take to finish on SIGTERM, after the shutdown delay (keep it at 5s or more: idle keep-alive connections count as busy for up to 5s)")
 	fs.BoolVar(&o.profiling, "enable-profiling", o.profiling, "serve Go's pprof profiles under /debug/pprof/ on the metrics address")
+	fs.BoolVar(&o.releasePages, "release-startup-pages", o.releasePages, "once ready, unmap the binary's read-only pages (Linux); those serving uses come back from the page cache, the rest no longer count in the resident set")
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", o.shutdownDelay, "on SIGTERM, report not ready but keep serving this long before stopping, so the API server stops sending requests first")
 	o.trust.addFlags(fs)
 	o.cert.addFlags(fs)
@@ -333,10 +336,12 @@ func runServe(ctx context.Context, args []string, s streams) error {
 		stop()
 	}()
 	// Once ready, give back the pages of the binary that only start-up used (see memory.go).
-	webhookStarted := srv.StartedChecker()
-	go releaseWhenReady(runCtx, func() bool {
-		return sas.HasSynced() && (certReady == nil || certReady(nil) == nil) && webhookStarted(nil) == nil
-	}, log)
+	if o.releasePages {
+		webhookStarted := srv.StartedChecker()
+		go releaseWhenReady(runCtx, func() bool {
+			return sas.HasSynced() && (certReady == nil || certReady(nil) == nil) && webhookStarted(nil) == nil
+		}, log)
+	}
 	log.Info("starting irsa-webhook", "version", version, "port", o.port, "annotationPrefix", o.defaults.AnnotationPrefix)
 	if err := mgr.Start(runCtx); err != nil {
 		return fmt.Errorf("serve: %w", err)

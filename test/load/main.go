@@ -286,6 +286,9 @@ func (e *env) load(ctx context.Context, o options) error {
 			return err
 		}
 		fmt.Printf("RSS after load: %.1f MiB with %d ServiceAccounts (%s)\n", float64(rss)/1024, o.serviceAccounts, s.name)
+		if b, err := rssBreakdown(s.pid); err == nil {
+			fmt.Println("  " + b)
+		}
 	}
 	return nil
 }
