@@ -1,6 +1,6 @@
 // Command load measures the webhook the way the performance issue asks: the real binary,
 // out of cluster, against a real kube-apiserver holding N ServiceAccounts, driven over TLS
-// with keep-alive by vegeta (a maintained load tool, built from the module proxy) with a
+// with keep-alive (HTTP/1.1, as the API server calls a webhook behind a Service) by vegeta (a maintained load tool, built from the module proxy) with a
 // realistic AdmissionReview (webhook/pod/testdata/benchmark/pod.yaml: 2 containers and an
 // init container). It reports throughput, latency percentiles, errors, the server's CPU per
 // request (from /proc/PID/stat) and its memory.
@@ -58,6 +58,7 @@ type options struct {
 	profile         string
 	args            string
 	reference       string
+	http2           bool
 }
 
 func main() {
@@ -74,6 +75,7 @@ func main() {
 	flag.Uint64Var(&o.e2eSeed, "e2e-seed", uint64(time.Now().UnixNano()), "with -e2e: seed of the per-round shuffle")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the webhook during the closed-loop phase to this file")
 	flag.StringVar(&o.args, "args", "", "extra serve flags, space-separated")
+	flag.BoolVar(&o.http2, "http2", false, "load over HTTP/2; the default is HTTP/1.1, which the API server uses for every webhook behind a Service or at a non-loopback URL (k8s.io/apiserver pkg/util/webhook)")
 	flag.StringVar(&o.reference, "reference", "", "also run the reference webhook (aws/amazon-eks-pod-identity-webhook, a binary built from its source) and measure it side by side: the same load phases, and an -e2e arm")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -93,11 +95,12 @@ type env struct {
 	ref     *reference // the reference webhook, with -reference
 	tls     webhookproc.TLS
 	vegeta  string
+	http2   bool // load over HTTP/2 rather than HTTP/1.1
 	root    string
 }
 
 func run(ctx context.Context, o options) (err error) {
-	e := &env{}
+	e := &env{http2: o.http2}
 	if e.root, err = webhookproc.ModuleRoot(ctx); err != nil {
 		return err
 	}
@@ -310,7 +313,7 @@ func (e *env) attack(ctx context.Context, s server, caFile, name string, args []
 	if err != nil {
 		return row{}, err
 	}
-	cmd := exec.CommandContext(ctx, e.vegeta, append([]string{"attack", "-targets=" + targets, "-root-certs=" + caFile, "-keepalive=true", "-output=" + results}, args...)...)
+	cmd := exec.CommandContext(ctx, e.vegeta, append([]string{"attack", "-targets=" + targets, "-root-certs=" + caFile, "-keepalive=true", fmt.Sprintf("-http2=%t", e.http2), "-output=" + results}, args...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		return row{}, fmt.Errorf("vegeta attack (%s): %w", name, err)
