@@ -40,7 +40,7 @@ func startProcess(name, path string, args []string, logPath string) (*process, e
 	cmd := exec.Command(path, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = childSysProcAttr()
+	cmd.SysProcAttr = ChildSysProcAttr()
 	p := &process{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
 
 	started := make(chan error, 1)

@@ -2,9 +2,10 @@ package controlplane
 
 import "syscall"
 
-// childSysProcAttr makes the kernel SIGKILL a child when the thread that started it exits, so a
-// test binary that panics or times out does not leave etcd and kube-apiserver running. The
-// starting goroutine locks its thread until the child exits (see startProcess).
-func childSysProcAttr() *syscall.SysProcAttr {
+// ChildSysProcAttr makes the kernel SIGKILL a child when the thread that started it exits, so a
+// test binary that panics or times out leaves no etcd, kube-apiserver or webhook running. The
+// starting goroutine must lock its thread until the child exits (see startProcess): the
+// signal follows the thread that forked, not the process.
+func ChildSysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

@@ -309,17 +309,12 @@ func (e *env) precomputePatch(ctx context.Context, pod *corev1.Pod) ([]byte, err
 		if err != nil {
 			return nil, err
 		}
-		var out struct {
-			Response struct {
-				Allowed bool   `json:"allowed"`
-				Patch   []byte `json:"patch"`
-			} `json:"response"`
+		_, patch, err := answer(body)
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(body, &out); err != nil {
-			return nil, fmt.Errorf("decode the webhook's answer: %w: %s", err, body)
-		}
-		if len(out.Response.Patch) > 0 {
-			return out.Response.Patch, nil
+		if len(patch) > 0 {
+			return patch, nil
 		}
 		select {
 		case <-ctx.Done():

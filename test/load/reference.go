@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,12 +55,23 @@ func startReference(binary, kubeconfig string, t webhookproc.TLS, dir string) (*
 		"--tls-cert="+t.CertFile, "--tls-key="+t.KeyFile,
 		"--port="+strconv.Itoa(r.port), "--metrics-port="+strconv.Itoa(r.metricsPort), "--logtostderr")
 	r.cmd.Stdout, r.cmd.Stderr = log, log
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the measurement
-	if err := r.cmd.Start(); err != nil {
-		log.Close()
+	r.cmd.SysProcAttr = controlplane.ChildSysProcAttr() // never outlive the measurement
+	started := make(chan error, 1)
+	go func() {
+		// The parent-death signal follows the thread that forked: keep this one until the end.
+		runtime.LockOSThread()
+		defer log.Close()
+		if err := r.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = r.cmd.Wait()
+		close(r.exited)
+	}()
+	if err := <-started; err != nil {
 		return nil, fmt.Errorf("start the reference webhook: %w", err)
 	}
-	go func() { _ = r.cmd.Wait(); log.Close(); close(r.exited) }()
 	return r, nil
 }
 
@@ -108,6 +120,18 @@ func (r *reference) answersWithPatch(ctx context.Context, client *http.Client, r
 	if err != nil {
 		return err
 	}
+	allowed, patch, err := answer(body)
+	if err != nil {
+		return fmt.Errorf("HTTP %d: %w", resp.StatusCode, err)
+	}
+	if !allowed || len(patch) == 0 {
+		return fmt.Errorf("HTTP %d, no patch yet: %.200s", resp.StatusCode, body)
+	}
+	return nil
+}
+
+// answer reads an AdmissionReview answer: whether it allows, and its patch.
+func answer(body []byte) (allowed bool, patch []byte, err error) {
 	var out struct {
 		Response struct {
 			Allowed bool   `json:"allowed"`
@@ -115,12 +139,9 @@ func (r *reference) answersWithPatch(ctx context.Context, client *http.Client, r
 		} `json:"response"`
 	}
 	if err := json.Unmarshal(body, &out); err != nil {
-		return fmt.Errorf("HTTP %d: %w: %.200s", resp.StatusCode, err, body)
+		return false, nil, fmt.Errorf("decode the webhook's answer: %w: %.200s", err, body)
 	}
-	if !out.Response.Allowed || len(out.Response.Patch) == 0 {
-		return fmt.Errorf("HTTP %d, no patch yet: %.200s", resp.StatusCode, body)
-	}
-	return nil
+	return out.Response.Allowed, out.Response.Patch, nil
 }
 
 func (r *reference) stop() {

@@ -60,7 +60,7 @@ func startServe(t *testing.T, certs webhookproc.TLS, args []string) *serveProces
 	}
 	p.cmd = exec.Command(suite.binary, args...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	p.cmd.SysProcAttr = childSysProcAttr()
+	p.cmd.SysProcAttr = controlplane.ChildSysProcAttr()
 	started := make(chan error, 1)
 	go func() {
 		// Pdeathsig fires when the forking thread exits: keep this goroutine on its thread

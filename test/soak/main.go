@@ -580,7 +580,7 @@ func startWebhook(binary, kubeconfig string, certs webhookproc.TLS, logPath stri
 		"--metrics-bind-address="+addr(ports[1]), "--health-probe-bind-address="+addr(ports[2]),
 		"--log-format=json", "--trust-check=off", "--shutdown-delay=0s")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = childSysProcAttr()
+	cmd.SysProcAttr = controlplane.ChildSysProcAttr()
 	w := &webhookProcess{
 		cmd: cmd, url: "https://" + addr(ports[0]) + webhookproc.PodPath, healthURL: "http://" + addr(ports[2]) + "/readyz",
 		metricsURL: "http://" + addr(ports[1]) + "/metrics", logPath: logPath, done: make(chan struct{}),

@@ -189,7 +189,7 @@ func Start(opts Options) (*Process, error) {
 	cmd := exec.CommandContext(ctx, opts.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), opts.Env...)
-	cmd.SysProcAttr = childSysProcAttr()
+	cmd.SysProcAttr = controlplane.ChildSysProcAttr()
 	// Stop cancels ctx: SIGTERM first (graceful shutdown), SIGKILL after StopTimeout.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = opts.StopTimeout
