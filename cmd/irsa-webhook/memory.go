@@ -12,7 +12,8 @@ import (
 // controller-runtime), flag parsing, the informer's first list. Those read-only pages of
 // code and data stay mapped, and counted in the resident set, for the life of the process
 // although serving never reads them again. Once the webhook is ready, releaseStartupPages
-// unmaps the executable's read-only pages; the ones serving uses are mapped again from the
+// unmaps the executable's read-only pages (those no write ever copied; see memory_linux.go,
+// and --release-startup-pages to turn it off); the ones serving uses are mapped again from the
 // page cache on their next use (minor faults, no disk read), the others are left to the
 // kernel, which can reclaim them like any clean file cache.
 
