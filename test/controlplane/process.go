@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -40,28 +41,35 @@ func startProcess(name, path string, args []string, logPath string) (*process, e
 	cmd := exec.Command(path, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = ChildSysProcAttr()
 	p := &process{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
+	if err := StartChild(cmd, logFile, func(waitErr error) { p.waitErr = waitErr; close(p.done) }); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	return p, nil
+}
 
+// StartChild starts cmd so that the kernel kills it should this process die: with
+// childSysProcAttr, from a goroutine that keeps its OS thread until cmd exits (the
+// parent-death signal follows the thread that forked, not the process; the thread is never
+// unlocked, so the runtime retires it afterwards instead of reusing it). Once cmd has
+// exited, exited gets Wait's error, then log (if not nil) is closed. It returns Start's
+// error; when Start fails, log is closed and exited is not called.
+func StartChild(cmd *exec.Cmd, log io.Closer, exited func(waitErr error)) error {
+	cmd.SysProcAttr = childSysProcAttr()
 	started := make(chan error, 1)
 	go func() {
-		// Pdeathsig fires when the thread that forked the child exits, not the process: keep this
-		// goroutine on its own thread until the child is gone (never unlocked, so the runtime
-		// retires the thread afterwards instead of reusing it).
 		runtime.LockOSThread()
-		defer logFile.Close()
+		if log != nil {
+			defer log.Close()
+		}
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return
 		}
 		started <- nil
-		p.waitErr = cmd.Wait()
-		close(p.done)
+		exited(cmd.Wait())
 	}()
-	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	return p, nil
+	return <-started
 }
 
 // exited reports whether the child has exited.

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,21 +54,8 @@ func startReference(binary, kubeconfig string, t webhookproc.TLS, dir string) (*
 		"--tls-cert="+t.CertFile, "--tls-key="+t.KeyFile,
 		"--port="+strconv.Itoa(r.port), "--metrics-port="+strconv.Itoa(r.metricsPort), "--logtostderr")
 	r.cmd.Stdout, r.cmd.Stderr = log, log
-	r.cmd.SysProcAttr = controlplane.ChildSysProcAttr() // never outlive the measurement
-	started := make(chan error, 1)
-	go func() {
-		// The parent-death signal follows the thread that forked: keep this one until the end.
-		runtime.LockOSThread()
-		defer log.Close()
-		if err := r.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = r.cmd.Wait()
-		close(r.exited)
-	}()
-	if err := <-started; err != nil {
+	// Never outlive the measurement.
+	if err := controlplane.StartChild(r.cmd, log, func(error) { close(r.exited) }); err != nil {
 		return nil, fmt.Errorf("start the reference webhook: %w", err)
 	}
 	return r, nil

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
@@ -60,24 +59,10 @@ func startServe(t *testing.T, certs webhookproc.TLS, args []string) *serveProces
 	}
 	p.cmd = exec.Command(suite.binary, args...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	p.cmd.SysProcAttr = controlplane.ChildSysProcAttr()
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the forking thread exits: keep this goroutine on its thread
-		// until the child is gone.
-		runtime.LockOSThread()
-		defer logFile.Close()
-		if err := p.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.waitErr = p.cmd.Wait()
-		p.exitedAt = time.Now()
-		p.state = p.cmd.ProcessState
+	if err := controlplane.StartChild(p.cmd, logFile, func(waitErr error) {
+		p.waitErr, p.exitedAt, p.state = waitErr, time.Now(), p.cmd.ProcessState
 		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	}); err != nil {
 		t.Fatalf("start irsa-webhook: %v", err)
 	}
 	t.Cleanup(func() {

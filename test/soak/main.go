@@ -33,7 +33,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -580,25 +579,11 @@ func startWebhook(binary, kubeconfig string, certs webhookproc.TLS, logPath stri
 		"--metrics-bind-address="+addr(ports[1]), "--health-probe-bind-address="+addr(ports[2]),
 		"--log-format=json", "--trust-check=off", "--shutdown-delay=0s")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = controlplane.ChildSysProcAttr()
 	w := &webhookProcess{
 		cmd: cmd, url: "https://" + addr(ports[0]) + webhookproc.PodPath, healthURL: "http://" + addr(ports[2]) + "/readyz",
 		metricsURL: "http://" + addr(ports[1]) + "/metrics", logPath: logPath, done: make(chan struct{}),
 	}
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the forking thread exits: keep this goroutine on its thread.
-		goruntime.LockOSThread()
-		defer logFile.Close()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(w.done)
-	}()
-	if err := <-started; err != nil {
+	if err := controlplane.StartChild(cmd, logFile, func(error) { close(w.done) }); err != nil {
 		return nil, fmt.Errorf("start the webhook: %w", err)
 	}
 	return w, nil

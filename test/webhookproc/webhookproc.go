@@ -29,7 +29,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -189,27 +188,11 @@ func Start(opts Options) (*Process, error) {
 	cmd := exec.CommandContext(ctx, opts.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), opts.Env...)
-	cmd.SysProcAttr = controlplane.ChildSysProcAttr()
 	// Stop cancels ctx: SIGTERM first (graceful shutdown), SIGKILL after StopTimeout.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = opts.StopTimeout
 	p := &Process{opts: opts, cmd: cmd, cancel: cancel, done: make(chan struct{})}
-
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the thread that forked the child exits: keep this goroutine on
-		// its own thread until the child is gone (never unlocked, so the thread is retired).
-		runtime.LockOSThread()
-		defer logFile.Close()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.waitErr = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	if err := controlplane.StartChild(cmd, logFile, func(waitErr error) { p.waitErr = waitErr; close(p.done) }); err != nil {
 		cancel()
 		return nil, fmt.Errorf("start irsa-webhook: %w", err)
 	}
