@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -219,36 +218,10 @@ func envValue(c corev1.Container, name string) (string, bool) {
 	return "", false
 }
 
-// warnings collects the admission warnings the API server sends to one client.
-type warnings struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, text)
-}
-
-// take returns the warnings so far that start with prefix and forgets all of them.
-func (w *warnings) take(prefix string) []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []string
-	for _, m := range w.msgs {
-		if strings.HasPrefix(m, prefix) {
-			out = append(out, m)
-		}
-	}
-	w.msgs = nil
-	return out
-}
-
 // newClient returns an admin clientset whose warnings are collected.
-func newClient(t *testing.T) (*kubernetes.Clientset, *warnings) {
+func newClient(t *testing.T) (*kubernetes.Clientset, *controlplane.Warnings) {
 	t.Helper()
-	w := &warnings{}
+	w := &controlplane.Warnings{}
 	cfg := suite.cp.Config()
 	cfg.WarningHandler = w
 	cs, err := kubernetes.NewForConfig(cfg)

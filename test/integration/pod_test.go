@@ -90,7 +90,7 @@ func TestGolden(t *testing.T) {
 				t.Errorf("stored pod differs from %s/want.yaml (webhook-relevant fields; webhook log %s)\n--- want\n%s--- got\n%s", dir, suite.webhook.LogPath(), wt, g)
 			}
 			var gotWarnings strings.Builder
-			for _, m := range w.take(pod.WarningPrefix) {
+			for _, m := range w.Take(pod.WarningPrefix) {
 				fmt.Fprintln(&gotWarnings, strings.ReplaceAll(m, ns+"/", goldenNS+"/"))
 			}
 			if gotWarnings.String() != string(wantWarnings) {
@@ -331,7 +331,7 @@ func TestServiceAccountPodRace(t *testing.T) {
 		}
 	}
 	if len(misses) > 0 {
-		t.Errorf("%d of %d pods created right after their ServiceAccount lack %s: %q\nwarnings: %q", len(misses), rounds, irsa.EnvRoleARN, misses, w.take(""))
+		t.Errorf("%d of %d pods created right after their ServiceAccount lack %s: %q\nwarnings: %q", len(misses), rounds, irsa.EnvRoleARN, misses, w.Take(""))
 	}
 }
 
@@ -345,7 +345,7 @@ func TestAdmissionWarnings(t *testing.T) {
 	p.Annotations = map[string]string{irsa.Key(irsa.DefaultAnnotationPrefix, irsa.TokenExpirationAnnotation): "100"}
 	got := createPod(t, cs, ns, p)
 
-	ws := w.take(pod.WarningPrefix)
+	ws := w.Take(pod.WarningPrefix)
 	if len(ws) != 1 || !strings.Contains(ws[0], "raised to the minimum of 600") || !strings.Contains(ws[0], ns+"/short-token") {
 		t.Errorf("warnings = %q, want one about pod %s/short-token raised to the minimum of 600", ws, ns)
 	}

@@ -23,7 +23,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -116,7 +115,7 @@ type demo struct {
 	cp      *controlplane.ControlPlane
 	webhook *webhookproc.Process
 	cs      *kubernetes.Clientset
-	warn    *warnings
+	warn    *controlplane.Warnings
 	root    string // module root
 	// policyFile is the role's trust policy the trust check reads (step 3).
 	policyFile string
@@ -144,7 +143,7 @@ func (d *demo) start(ctx context.Context) error {
 		return err
 	}
 	cfg := d.cp.Config()
-	d.warn = &warnings{}
+	d.warn = &controlplane.Warnings{}
 	cfg.WarningHandler = d.warn // shown in the report, instead of as klog lines
 	if d.cs, err = kubernetes.NewForConfig(cfg); err != nil {
 		return fmt.Errorf("create client: %w", err)
@@ -259,13 +258,13 @@ func (d *demo) apply(ctx context.Context) (*applied, error) {
 	if err := d.waitUntilChecked(ctx, &sa); err != nil {
 		return nil, err
 	}
-	d.warn.take()
+	d.warn.Take("")
 	created, err := d.cs.CoreV1().ServiceAccounts(sa.Namespace).Create(ctx, &sa, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("create serviceaccount %s/%s: %w", sa.Namespace, sa.Name, err)
 	}
 	r.sa = created
-	r.saWarnings = d.warn.take()
+	r.saWarnings = d.warn.Take("")
 	if r.mistake, r.mistakeWarnings, err = d.wrongNamespace(ctx, &sa); err != nil {
 		return nil, err
 	}
@@ -278,11 +277,11 @@ func (d *demo) apply(ctx context.Context) (*applied, error) {
 	if err := d.waitUntilCalled(ctx, pod); err != nil {
 		return nil, err
 	}
-	d.warn.take()
+	d.warn.Take("")
 	if r.pod, err = d.cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("create pod from deployment %s: %w", deploy.Name, err)
 	}
-	r.warnings = d.warn.take()
+	r.warnings = d.warn.Take("")
 	src := tokenSource(r.pod)
 	if src == nil {
 		return nil, fmt.Errorf("pod %s/%s has no %s volume: the webhook did not mutate it (log: %s)", r.pod.Namespace, r.pod.Name, irsa.VolumeName, d.webhook.LogPath())
@@ -333,9 +332,9 @@ func (d *demo) waitUntilChecked(ctx context.Context, sa *corev1.ServiceAccount) 
 	probe.Namespace = sa.Namespace // the namespace exists; the name makes the role not trust it
 	probe.Name = sa.Name + "-probe"
 	for {
-		d.warn.take()
+		d.warn.Take("")
 		_, err := d.cs.CoreV1().ServiceAccounts(probe.Namespace).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if err == nil && len(d.warn.take()) > 0 {
+		if err == nil && len(d.warn.Take("")) > 0 {
 			return nil
 		}
 		select {
@@ -470,12 +469,12 @@ func (d *demo) wrongNamespace(ctx context.Context, sa *corev1.ServiceAccount) (*
 	}
 	wrong := sa.DeepCopy()
 	wrong.Namespace = ns
-	d.warn.take()
+	d.warn.Take("")
 	created, err := d.cs.CoreV1().ServiceAccounts(ns).Create(ctx, wrong, metav1.CreateOptions{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("create serviceaccount %s/%s: %w", ns, wrong.Name, err)
 	}
-	return created, d.warn.take(), nil
+	return created, d.warn.Take(""), nil
 }
 
 // explore prints how to look at the running cluster with kubectl.
@@ -518,25 +517,4 @@ func (d *demo) cleanUp(failed bool) error {
 		fmt.Fprintln(d.out, "\nStopped the control plane and the webhook; temporary files removed.")
 	}
 	return nil
-}
-
-// warnings collects the API server's warnings (the webhook's admission warnings among them).
-type warnings struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, text)
-}
-
-// take returns the warnings so far and forgets them.
-func (w *warnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.msgs
-	w.msgs = nil
-	return out
 }

@@ -566,7 +566,7 @@ func TestIAMFaults(t *testing.T) {
 	iam.PutRole(appRole, trustPolicy(t, appRole, ns, "app"))
 	cs, warns := warningClient(t)
 	createServiceAccount(t, cs, ns, "app", appRole)
-	if w := warns.take(); len(w) > 0 {
+	if w := warns.Take(""); len(w) > 0 {
 		t.Fatalf("trusted ServiceAccount got warnings %q", w)
 	}
 	waitMutating(t, ns, "app", w)
@@ -623,7 +623,7 @@ func TestIAMFaults(t *testing.T) {
 			began := time.Now()
 			_, err := cs.CoreV1().ServiceAccounts(ns).Create(t.Context(), serviceAccount(name, role), metav1.CreateOptions{})
 			took := time.Since(began)
-			w := warns.take()
+			w := warns.Take("")
 			switch {
 			case err != nil:
 				t.Errorf("ServiceAccount refused (enforce mode, not fail-closed, must admit an unverified trust): %v", err)
@@ -657,7 +657,7 @@ func TestIAMFaults(t *testing.T) {
 				c, ws := warningClient(t)
 				start := time.Now()
 				_, err := c.CoreV1().ServiceAccounts(ns).Create(t.Context(), serviceAccount(name, role), metav1.CreateOptions{})
-				results[i] = result{took: time.Since(start), err: err, warn: ws.take()}
+				results[i] = result{took: time.Since(start), err: err, warn: ws.Take("")}
 			})
 		}
 		for i := range podsPerFault { // pods meanwhile: not queued behind IAM

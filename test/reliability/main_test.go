@@ -282,7 +282,7 @@ func registerServiceAccountWebhook(t *testing.T, drill string, w *webhook) {
 	cs, warnings := warningClient(t)
 	err := poll(t.Context(), readyTimeout, func() (bool, string) {
 		_, err := cs.CoreV1().ServiceAccounts(ns).Create(t.Context(), serviceAccount("probe", "arn:aws:iam::"+testAccount+":role/Probe"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if len(warnings.take()) > 0 || (err != nil && strings.Contains(err.Error(), "irsa-webhook")) {
+		if len(warnings.Take("")) > 0 || (err != nil && strings.Contains(err.Error(), "irsa-webhook")) {
 			return true, ""
 		}
 		return false, fmt.Sprintf("dry-run serviceaccount: err %v, no warning", err)
@@ -362,31 +362,10 @@ func hasTokenVolume(p *corev1.Pod) bool {
 	return slices.ContainsFunc(p.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == irsa.VolumeName })
 }
 
-// warnings collects the admission warnings the API server sends to one client.
-type warnings struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, text)
-}
-
-// take returns the warnings so far and forgets them.
-func (w *warnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.msgs
-	w.msgs = nil
-	return out
-}
-
 // warningClient returns an admin clientset whose warnings are collected.
-func warningClient(t *testing.T) (*kubernetes.Clientset, *warnings) {
+func warningClient(t *testing.T) (*kubernetes.Clientset, *controlplane.Warnings) {
 	t.Helper()
-	w := &warnings{}
+	w := &controlplane.Warnings{}
 	cfg := suite.cp.Config()
 	cfg.WarningHandler = w
 	cs, err := kubernetes.NewForConfig(cfg)

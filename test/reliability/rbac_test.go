@@ -432,7 +432,7 @@ func runWithChartRights(t *testing.T, deploy *appsv1.Deployment, ns string, port
 	role := "arn:aws:iam::" + testAccount + ":role/RBACDrill"
 	iam.PutRole(role, trustPolicy(t, role, ns, "app"))
 	createServiceAccount(t, cs, ns, "app", role)
-	if got := warns.take(); len(got) > 0 {
+	if got := warns.Take(""); len(got) > 0 {
 		t.Errorf("trusted ServiceAccount got warnings %q", got)
 	}
 	waitMutating(t, ns, "app", w)

@@ -178,7 +178,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	iam.SetFault(iamserver.CodeThrottling)
 	createServiceAccount(t, cs, ns, "throttled", "arn:aws:iam::"+testAccount+":role/Throttled")
 	iam.SetFault("")
-	if n := len(warns.take()); n < 3 {
+	if n := len(warns.Take("")); n < 3 {
 		t.Fatalf("%d trust-check warnings, want one per ServiceAccount with findings", n)
 	}
 	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "app", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{controlplane.AudienceSTS}}}, metav1.CreateOptions{})
@@ -299,7 +299,7 @@ func TestAllowedRoleAccounts(t *testing.T) {
 
 	t.Run("a pod of a ServiceAccount naming another account's role gets no credentials", func(t *testing.T) {
 		createServiceAccount(t, cs, pods, "foreign", foreign)
-		warns.take()
+		warns.Take("")
 		p, err := cs.CoreV1().Pods(pods).Create(ctx, simplePod("foreign", "foreign"), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatalf("pod refused: %v (the webhook never denies pods)", err)
@@ -312,7 +312,7 @@ func TestAllowedRoleAccounts(t *testing.T) {
 		if hasTokenVolume(p) {
 			t.Errorf("pod got the %s volume", irsa.VolumeName)
 		}
-		w := warns.take()
+		w := warns.Take("")
 		if len(w) != 1 || !strings.Contains(w[0], foreignAccount) || !strings.Contains(w[0], "not allowed") {
 			t.Errorf("warnings %q, want one naming account %s as not allowed", w, foreignAccount)
 		}

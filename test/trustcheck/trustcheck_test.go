@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
 	"github.com/irsa-webhook/irsa-webhook/test/jwtclaims"
 )
 
@@ -45,7 +45,7 @@ func waitCalled(ctx context.Context, ns string) error {
 	sa := serviceAccount(ns, "probe", trustedRole)
 	for {
 		_, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if len(warnings.take()) > 0 || apierrors.IsForbidden(err) {
+		if len(warnings.Take("")) > 0 || apierrors.IsForbidden(err) {
 			return nil
 		}
 		select {
@@ -56,30 +56,10 @@ func waitCalled(ctx context.Context, ns string) error {
 	}
 }
 
-// collector keeps the API server's warnings for a client.
-type collector struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (c *collector) HandleWarningHeader(_ int, _ string, text string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.msgs = append(c.msgs, text)
-}
-
-func (c *collector) take() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.msgs
-	c.msgs = nil
-	return out
-}
-
 // client returns a clientset whose warnings are collected (client-go's warning handler).
-func client() (*kubernetes.Clientset, *collector) {
+func client() (*kubernetes.Clientset, *controlplane.Warnings) {
 	cfg := rest.CopyConfig(suite.cp.Config())
-	w := &collector{}
+	w := &controlplane.Warnings{}
 	cfg.WarningHandler = w
 	return kubernetes.NewForConfigOrDie(cfg), w
 }
@@ -134,7 +114,7 @@ func TestTrustedServiceAccount(t *testing.T) {
 			if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, "app", role), metav1.CreateOptions{}); err != nil {
 				t.Fatalf("trusted ServiceAccount refused: %v", err)
 			}
-			if w := warnings.take(); len(w) > 0 {
+			if w := warnings.Take(""); len(w) > 0 {
 				t.Errorf("trusted ServiceAccount got warnings %q", w)
 			}
 			if e := trustEvents(ctx, ns, "app"); len(e) > 0 {
@@ -151,7 +131,7 @@ func TestWrongNamespaceWarnsAndRecordsEvent(t *testing.T) {
 	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, "app", trustedRole), metav1.CreateOptions{}); err != nil {
 		t.Fatalf("warn mode must allow: %v", err)
 	}
-	w := warnings.take()
+	w := warnings.Take("")
 	want := `sub StringEquals "system:serviceaccount:team-a:app" does not match "system:serviceaccount:team-b:app"`
 	if len(w) != 1 || !strings.Contains(w[0], want) || !strings.Contains(w[0], "does not trust") {
 		t.Fatalf("warnings = %q, want one saying %q", w, want)
@@ -219,7 +199,7 @@ func TestDryRunRecordsNoEvent(t *testing.T) {
 	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, "app", trustedRole), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 		t.Fatal(err)
 	}
-	if w := warnings.take(); len(w) != 1 {
+	if w := warnings.Take(""); len(w) != 1 {
 		t.Fatalf("dry run: warnings %q, want the mismatch", w)
 	}
 	// A real create right after records an event: when it shows, the dry run's would have too.
@@ -263,7 +243,7 @@ func TestIAMFaultsNeverBlock(t *testing.T) {
 			if took > checkTimeout+2*time.Second {
 				t.Errorf("admission took %s, past the %s deadline", took, checkTimeout)
 			}
-			if w := warnings.take(); len(w) != 1 || !strings.Contains(w[0], "not verified") {
+			if w := warnings.Take(""); len(w) != 1 || !strings.Contains(w[0], "not verified") {
 				t.Errorf("warnings = %q, want one saying trust was not verified", w)
 			}
 		})
