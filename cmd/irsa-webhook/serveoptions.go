@@ -1,0 +1,160 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+	"github.com/irsa-webhook/irsa-webhook/webhook/sacache"
+)
+
+// Serving defaults, shared with the Helm chart's values.
+const (
+	defaultPort               = 9443
+	defaultMetricsAddress     = ":8080"
+	defaultHealthAddress      = ":8081"
+	defaultTLSCertFile        = "/etc/irsa-webhook/tls/tls.crt"
+	defaultTLSKeyFile         = "/etc/irsa-webhook/tls/tls.key"
+	defaultTLSMinVersion      = "1.2"
+	defaultShutdownGrace      = 20 * time.Second
+	defaultShutdownDelay      = 5 * time.Second
+	podWebhookPath            = "/mutate-v1-pod"
+	serviceAccountWebhookPath = "/validate-v1-serviceaccount"
+	defaultExcludedNamespace  = "kube-system"
+)
+
+type serveOptions struct {
+	defaults           irsa.Defaults
+	kubeconfig         string
+	bindAddress        string
+	port               int
+	tlsCertFile        string
+	tlsKeyFile         string
+	tlsMinVersion      string
+	tlsCipherSuites    listFlag
+	metricsAddress     string
+	healthAddress      string
+	logFormat          string
+	logLevel           string
+	excludedNamespaces listFlag
+	saLookupTimeout    time.Duration
+	shutdownGrace      time.Duration
+	shutdownDelay      time.Duration
+	profiling          bool
+	trust              trustOptions
+	cert               certOptions
+}
+
+func newServeOptions() *serveOptions {
+	return &serveOptions{
+		defaults:           irsa.NewDefaults(),
+		port:               defaultPort,
+		tlsCertFile:        defaultTLSCertFile,
+		tlsKeyFile:         defaultTLSKeyFile,
+		tlsMinVersion:      defaultTLSMinVersion,
+		metricsAddress:     defaultMetricsAddress,
+		healthAddress:      defaultHealthAddress,
+		logFormat:          "json",
+		logLevel:           "info",
+		excludedNamespaces: listFlag{defaultExcludedNamespace},
+		saLookupTimeout:    sacache.DefaultLiveLookupBudget,
+		shutdownGrace:      defaultShutdownGrace,
+		shutdownDelay:      defaultShutdownDelay,
+		trust:              newTrustOptions(),
+		cert:               newCertOptions(),
+	}
+}
+
+func (o *serveOptions) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("irsa-webhook serve", flag.ContinueOnError)
+	addMutationFlags(fs, &o.defaults)
+	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "kubeconfig file; empty uses the in-cluster configuration")
+	fs.StringVar(&o.bindAddress, "bind-address", o.bindAddress, "address the webhook server listens on; empty means all")
+	fs.IntVar(&o.port, "port", o.port, "port of the webhook server (HTTPS)")
+	fs.StringVar(&o.tlsCertFile, "tls-cert-file", o.tlsCertFile, "serving certificate (PEM); reloaded when the file changes")
+	fs.StringVar(&o.tlsKeyFile, "tls-key-file", o.tlsKeyFile, "serving key (PEM); reloaded when the file changes")
+	fs.StringVar(&o.tlsMinVersion, "tls-min-version", o.tlsMinVersion, "minimum TLS version: 1.2 or 1.3")
+	fs.Var(&o.tlsCipherSuites, "tls-cipher-suites", "comma-separated TLS 1.2 cipher suites (Go names); empty uses Go's secure defaults; insecure suites are refused")
+	fs.StringVar(&o.metricsAddress, "metrics-bind-address", o.metricsAddress, "address of the Prometheus /metrics endpoint; 0 disables it")
+	fs.StringVar(&o.healthAddress, "health-probe-bind-address", o.healthAddress, "address of the /healthz and /readyz endpoints")
+	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log format: json or console")
+	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log level: debug, info, warn or error")
+	fs.Var(&o.excludedNamespaces, "excluded-namespaces", "comma-separated namespaces whose pods are never mutated, whatever the webhook configuration sends")
+	fs.DurationVar(&o.saLookupTimeout, "service-account-lookup-timeout", o.saLookupTimeout, "budget of the live GET made when a pod's ServiceAccount is not in the cache yet")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace-period", o.shutdownGrace, "how long in-flight requests may take to finish on SIGTERM, after the shutdown delay (keep it at 5s or more: idle keep-alive connections count as busy for up to 5s)")
+	fs.BoolVar(&o.profiling, "enable-profiling", o.profiling, "serve Go's pprof profiles under /debug/pprof/ on the metrics address")
+	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", o.shutdownDelay, "on SIGTERM, report not ready but keep serving this long before stopping, so the API server stops sending requests first")
+	o.trust.addFlags(fs)
+	o.cert.addFlags(fs)
+	return fs
+}
+
+// validate reports every problem at once.
+func (o *serveOptions) validate() error {
+	errs := o.defaults.Validate()
+	if o.port < 1 || o.port > 65535 {
+		errs = append(errs, fmt.Errorf("--port %d must be within 1-65535", o.port))
+	}
+	if o.tlsCertFile == "" || o.tlsKeyFile == "" {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file are required"))
+	}
+	if _, err := tlsVersion(o.tlsMinVersion); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := cipherSuites(o.tlsCipherSuites); err != nil {
+		errs = append(errs, err)
+	}
+	if !slices.Contains([]string{"json", "console"}, o.logFormat) {
+		errs = append(errs, fmt.Errorf("--log-format %q must be json or console", o.logFormat))
+	}
+	if _, err := zapcore.ParseLevel(o.logLevel); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, o.logLevel) {
+		errs = append(errs, fmt.Errorf("--log-level %q must be debug, info, warn or error", o.logLevel))
+	}
+	if o.saLookupTimeout <= 0 || o.saLookupTimeout > 10*time.Second {
+		errs = append(errs, fmt.Errorf("--service-account-lookup-timeout %s must be within (0, 10s]: it delays pod creation", o.saLookupTimeout))
+	}
+	if o.shutdownGrace < 0 || o.shutdownDelay < 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-grace-period %s and --shutdown-delay %s must not be negative", o.shutdownGrace, o.shutdownDelay))
+	}
+	errs = append(errs, o.trust.validate()...)
+	errs = append(errs, o.cert.validate()...)
+	return joinProblems(errs)
+}
+
+func tlsVersion(v string) (uint16, error) {
+	switch v {
+	case "1.2":
+		return tls.VersionTLS12, nil
+	case "1.3":
+		return tls.VersionTLS13, nil
+	}
+	return 0, fmt.Errorf("--tls-min-version %q must be 1.2 or 1.3", v)
+}
+
+// cipherSuites maps Go cipher-suite names to IDs, refusing the ones Go lists as insecure.
+func cipherSuites(names []string) ([]uint16, error) {
+	secure := map[string]uint16{}
+	for _, s := range tls.CipherSuites() {
+		secure[s.Name] = s.ID
+	}
+	var ids []uint16
+	var bad []string
+	for _, n := range names {
+		id, ok := secure[n]
+		if !ok {
+			bad = append(bad, n)
+			continue
+		}
+		ids = append(ids, id)
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("--tls-cipher-suites: %v are unknown or insecure", bad)
+	}
+	return ids, nil
+}
