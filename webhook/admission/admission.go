@@ -7,8 +7,9 @@
 // malformed request gets a real 4xx with a one-line reason, the review and its objects are
 // decoded in one pass with encoding/json/v2 into types holding only what the handler reads
 // (a pod's resources, probes and the rest are skipped, not parsed), and a panic in a
-// handler becomes an allowed answer with a warning: the webhook must never be the reason a
-// pod cannot be created. controller-runtime still serves it (TLS, certificate reload,
+// handler is answered by the webhook's own internal-error policy: allowed with a warning
+// by default (the webhook must never be the reason a pod cannot be created), denied for a
+// check configured to fail closed. controller-runtime still serves it (TLS, certificate reload,
 // request metrics) through its webhook server.
 package admission
 
@@ -76,17 +77,48 @@ func (f HandlerFunc[T]) Handle(ctx context.Context, req *Request[T]) *admissionv
 	return f(ctx, req)
 }
 
-// Server is an http.Handler for one webhook path.
-type Server[T any] struct {
-	name    string
-	handler Handler[T]
-	log     logr.Logger
-	metrics *Metrics
+// OnInternalError is a webhook's answer when its handler panics or returns no answer.
+type OnInternalError int
+
+const (
+	// AdmitOnInternalError allows the request unchanged, with a warning: the pod webhook's
+	// policy, always (the webhook must never be the reason a pod cannot be created).
+	AdmitOnInternalError OnInternalError = iota
+	// DenyOnInternalError denies the request: for a check configured to fail closed, an
+	// error of its own must not let through what it could not verify.
+	DenyOnInternalError
+)
+
+// answer is the response to an internal error under policy p.
+func (p OnInternalError) answer(what string) *admissionv1.AdmissionResponse {
+	if p == DenyOnInternalError {
+		return Deny(http.StatusInternalServerError, metav1.StatusReasonInternalError,
+			"irsa-webhook: internal error ("+what+"); denied because this check fails closed")
+	}
+	return AllowWithWarnings("irsa-webhook: internal error (" + what + "); admitted unchanged")
 }
 
-// NewServer returns the HTTP adapter for handler; name is the metric label ("pod", "serviceaccount").
+// Server is an http.Handler for one webhook path.
+type Server[T any] struct {
+	name            string
+	handler         Handler[T]
+	log             logr.Logger
+	metrics         *Metrics
+	onInternalError OnInternalError
+}
+
+// NewServer returns the HTTP adapter for handler; name is the metric label ("pod",
+// "serviceaccount"). Internal errors are admitted (AdmitOnInternalError) unless
+// SetOnInternalError says otherwise.
 func NewServer[T any](name string, h Handler[T], log logr.Logger, m *Metrics) *Server[T] {
 	return &Server[T]{name: name, handler: h, log: log.WithValues("webhook", name), metrics: m}
+}
+
+// SetOnInternalError sets how the server answers when its handler panics or returns no
+// answer. Call it before serving.
+func (s *Server[T]) SetOnInternalError(p OnInternalError) *Server[T] {
+	s.onInternalError = p
+	return s
 }
 
 // ServeHTTP implements http.Handler.
@@ -118,19 +150,20 @@ func (s *Server[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.metrics.observe(s.name, resultOf(resp), start)
 }
 
-// handle calls the handler, turning a panic into an allowed, unchanged answer.
+// handle calls the handler, turning a panic or a missing answer into the server's
+// internal-error answer.
 func (s *Server[T]) handle(ctx context.Context, req *Request[T]) (resp *admissionv1.AdmissionResponse) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.metrics.Panics.WithLabelValues(s.name).Inc()
-			s.log.Error(fmt.Errorf("panic: %v", p), "handler panicked; request allowed unchanged",
+			resp = s.onInternalError.answer("panic")
+			s.log.Error(fmt.Errorf("panic: %v", p), "handler panicked; answered by the internal-error policy", "allowed", resp.Allowed,
 				"kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "uid", req.UID)
-			resp = AllowWithWarnings("irsa-webhook: internal error; admitted unchanged")
 		}
 	}()
 	resp = s.handler.Handle(ctx, req)
 	if resp == nil {
-		resp = AllowWithWarnings("irsa-webhook: internal error (no answer); admitted unchanged")
+		resp = s.onInternalError.answer("no answer")
 	}
 	return resp
 }

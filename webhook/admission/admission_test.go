@@ -135,6 +135,56 @@ func TestServeHTTPAnswers(t *testing.T) {
 	}
 }
 
+// TestInternalErrorPolicy: a panic or a missing answer is answered by the server's policy:
+// admitted by default (pods), denied with a 500 for a check that fails closed.
+func TestInternalErrorPolicy(t *testing.T) {
+	panics := func(context.Context, *admission.Request[raw]) *admissionv1.AdmissionResponse { panic("boom") }
+	silent := func(context.Context, *admission.Request[raw]) *admissionv1.AdmissionResponse { return nil }
+	tests := []struct {
+		name        string
+		policy      *admission.OnInternalError // nil: NewServer's default
+		handler     admission.HandlerFunc[raw]
+		wantAllowed bool
+		wantPanics  float64
+	}{
+		{name: "default admits a panic", handler: panics, wantAllowed: true, wantPanics: 1},
+		{name: "default admits no answer", handler: silent, wantAllowed: true},
+		{name: "admit policy admits a panic", policy: ptr(admission.AdmitOnInternalError), handler: panics, wantAllowed: true, wantPanics: 1},
+		{name: "deny policy denies a panic", policy: ptr(admission.DenyOnInternalError), handler: panics, wantAllowed: false, wantPanics: 1},
+		{name: "deny policy denies no answer", policy: ptr(admission.DenyOnInternalError), handler: silent, wantAllowed: false},
+		{name: "deny policy leaves real answers alone", policy: ptr(admission.DenyOnInternalError), handler: allow, wantAllowed: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := admission.NewMetrics(nil)
+			s := admission.NewServer[raw]("serviceaccount", tc.handler, logr.Discard(), m)
+			if tc.policy != nil {
+				s.SetOnInternalError(*tc.policy)
+			}
+			req := httptest.NewRequest(http.MethodPost, "/validate", bytes.NewReader([]byte(validReview)))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			var out admissionv1.AdmissionReview
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Response == nil {
+				t.Fatalf("status %d, malformed answer %s: %v", rec.Code, rec.Body, err)
+			}
+			r := out.Response
+			if r.Allowed != tc.wantAllowed {
+				t.Fatalf("allowed = %v, want %v (%s)", r.Allowed, tc.wantAllowed, rec.Body)
+			}
+			if !r.Allowed && (r.Result == nil || r.Result.Code != http.StatusInternalServerError || !strings.Contains(r.Result.Message, "internal error")) {
+				t.Errorf("denial does not say internal error with code 500: %+v", r.Result)
+			}
+			if got := testutil.ToFloat64(m.Panics.WithLabelValues("serviceaccount")); got != tc.wantPanics {
+				t.Errorf("panics metric = %v, want %v", got, tc.wantPanics)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
 func TestWarningsAreBounded(t *testing.T) {
 	long := strings.Repeat("é", 1000) // 2,000 bytes of two-byte runes
 	var many []string

@@ -41,7 +41,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"webhook"}),
 		Panics: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "irsa_webhook_handler_panics_total",
-			Help: "Handler panics recovered (the request was allowed unchanged), by webhook.",
+			Help: "Handler panics recovered (answered by the webhook's internal-error policy: the pod webhook allows, a fail-closed trust check denies), by webhook.",
 		}, []string{"webhook"}),
 		PodMutations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "irsa_webhook_pod_mutations_total",
