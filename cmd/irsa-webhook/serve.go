@@ -122,7 +122,7 @@ func runServe(ctx context.Context, args []string, s streams) error {
 	podHandler := &pod.Handler{
 		Defaults:           o.defaults,
 		ServiceAccounts:    sas,
-		ExcludedNamespaces: o.excludedNamespaces,
+		ExcludedNamespaces: admission.ExcludedNamespaces(o.excludedNamespaces),
 		Metrics:            m,
 		Log:                log.WithName("pod"),
 	}
@@ -134,7 +134,9 @@ func runServe(ctx context.Context, args []string, s streams) error {
 			return err
 		}
 		saHandler.Events = mgr.GetEventRecorder("irsa-webhook")
-		srv.Register(serviceAccountWebhookPath, admission.NewServer[corev1.ServiceAccount]("serviceaccount", saHandler, log, m))
+		saHandler.ExcludedNamespaces = admission.ExcludedNamespaces(o.excludedNamespaces)
+		srv.Register(serviceAccountWebhookPath, admission.NewServer[corev1.ServiceAccount]("serviceaccount", saHandler, log, m).
+			SetOnInternalError(saHandler.OnInternalError()))
 	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -85,7 +85,7 @@ func (o *serveOptions) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.healthAddress, "health-probe-bind-address", o.healthAddress, "address of the /healthz and /readyz endpoints")
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log format: json or console")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log level: debug, info, warn or error")
-	fs.Var(&o.excludedNamespaces, "excluded-namespaces", "comma-separated namespaces whose pods are never mutated, whatever the webhook configuration sends")
+	fs.Var(&o.excludedNamespaces, "excluded-namespaces", "comma-separated namespaces whose pods are never mutated and whose ServiceAccounts are never checked, whatever the webhook configurations send")
 	fs.DurationVar(&o.saLookupTimeout, "service-account-lookup-timeout", o.saLookupTimeout, "budget of the live GET made when a pod's ServiceAccount is not in the cache yet")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace-period", o.shutdownGrace, "how long in-flight requests may take to finish on SIGTERM, after the shutdown delay (keep it at 5s or more: idle keep-alive connections count as busy for up to 5s)")
 	fs.BoolVar(&o.profiling, "enable-profiling", o.profiling, "serve Go's pprof profiles under /debug/pprof/ on the metrics address")

@@ -3,7 +3,6 @@ package pod
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -24,7 +23,7 @@ type ServiceAccounts interface {
 type Handler struct {
 	Defaults           irsa.Defaults
 	ServiceAccounts    ServiceAccounts
-	ExcludedNamespaces []string
+	ExcludedNamespaces admission.ExcludedNamespaces
 	Metrics            *admission.Metrics
 	Log                logr.Logger
 }
@@ -46,7 +45,7 @@ func (h *Handler) handle(ctx context.Context, req *admission.Request[Pod]) (*adm
 		return admission.AllowWithWarnings(fmt.Sprintf(WarningPrefix+"only pod creation is handled, got %s %s/%s; admitted unchanged",
 			req.Operation, req.Resource.Resource, req.SubResource)), irsa.Skipped
 	}
-	if slices.Contains(h.ExcludedNamespaces, req.Namespace) {
+	if h.ExcludedNamespaces.Excludes(req.Namespace) {
 		return admission.AllowWithWarnings(), irsa.Excluded
 	}
 	if req.ObjectError != nil {

@@ -57,10 +57,12 @@ type Handler struct {
 	Timeout    time.Duration // answer within this, whatever IAM does
 	IssuerURL  string        // this cluster's service-account issuer
 	Defaults   irsa.Defaults // annotation prefix, default audience, allowed accounts
-	Source     TrustSource
-	Events     EventRecorder // nil: no events
-	Metrics    *admission.Metrics
-	Log        logr.Logger
+	// ExcludedNamespaces are never checked: the same list and check as the pod webhook's.
+	ExcludedNamespaces admission.ExcludedNamespaces
+	Source             TrustSource
+	Events             EventRecorder // nil: no events
+	Metrics            *admission.Metrics
+	Log                logr.Logger
 }
 
 var saResource = metav1.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
@@ -71,8 +73,15 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 		(req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) {
 		return admission.AllowWithWarnings()
 	}
+	if h.ExcludedNamespaces.Excludes(req.Namespace) {
+		return admission.AllowWithWarnings()
+	}
 	if req.ObjectError != nil {
-		return admission.AllowWithWarnings(warningPrefix + "cannot decode the serviceaccount (" + req.ObjectError.Error() + "); trust not verified")
+		msg := warningPrefix + "cannot decode the serviceaccount (" + req.ObjectError.Error() + "); trust not verified"
+		if h.failsClosed() {
+			return admission.Deny(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
+		}
+		return admission.AllowWithWarnings(msg)
 	}
 	sa := req.Object
 	p := h.Defaults.AnnotationPrefix
@@ -113,10 +122,22 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 		return admission.AllowWithWarnings()
 	case v.Result == trustpolicy.Trusted:
 		return admission.AllowWithWarnings(msg)
-	case h.Mode == Enforce && (v.Result == trustpolicy.NotTrusted || h.FailClosed):
+	case v.Result == trustpolicy.NotTrusted && h.Mode == Enforce, h.failsClosed():
 		return admission.Deny(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
 	}
 	return admission.AllowWithWarnings(msg)
+}
+
+// failsClosed: enforce mode with --trust-check-fail-closed denies whatever it cannot verify.
+func (h *Handler) failsClosed() bool { return h.Mode == Enforce && h.FailClosed }
+
+// OnInternalError is the admission server's answer to a panic of this handler: denied
+// when the check fails closed, else admitted like everything else it cannot verify.
+func (h *Handler) OnInternalError() admission.OnInternalError {
+	if h.failsClosed() {
+		return admission.DenyOnInternalError
+	}
+	return admission.AdmitOnInternalError
 }
 
 // verify runs the check within the handler's deadline, after the admission-only rules.

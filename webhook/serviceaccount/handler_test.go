@@ -101,6 +101,19 @@ func saRequest(op admissionv1.Operation, ns, name string, ann map[string]string,
 	return rv.Request
 }
 
+// undecodable is a request whose ServiceAccount does not decode (an annotation that is a
+// number): the API server never sends one, a direct POST can.
+func undecodable(ns string) *admission.Request[corev1.ServiceAccount] {
+	body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"ServiceAccount"},` +
+		`"resource":{"group":"","version":"v1","resource":"serviceaccounts"},"namespace":"` + ns + `","name":"x","operation":"CREATE",` +
+		`"object":{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"x","annotations":{"eks.amazonaws.com/role-arn":7}}}}}`
+	rv, err := admission.DecodeReview[corev1.ServiceAccount]([]byte(body))
+	if err != nil || rv.Request.ObjectError == nil {
+		panic(fmt.Sprintf("want a request with an object error, got %v", err))
+	}
+	return rv.Request
+}
+
 func role(arn string) map[string]string { return map[string]string{"eks.amazonaws.com/role-arn": arn} }
 
 func TestHandler(t *testing.T) {
@@ -149,6 +162,16 @@ func TestHandler(t *testing.T) {
 			req: saRequest(admissionv1.Update, "staging", "s3-writer", role(goodRole), role(goodRole), false), allowed: true},
 		{name: "update changing the role is checked", mode: serviceaccount.Enforce,
 			req: saRequest(admissionv1.Update, "staging", "s3-writer", role(goodRole), role("arn:aws:iam::123456789012:role/Old"), false), allowed: false, wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
+		{name: "excluded namespace: not checked, no event", mode: serviceaccount.Enforce, failClosed: true,
+			req: saRequest(admissionv1.Create, "kube-system", "coredns", role("arn:aws:iam::123456789012:role/attacker text"), nil, false), allowed: true},
+		{name: "undecodable, warn: allowed with a warning", mode: serviceaccount.Warn, failClosed: true, req: undecodable("production"),
+			allowed: true, wantWarning: "cannot decode"},
+		{name: "undecodable, enforce: allowed with a warning", mode: serviceaccount.Enforce, req: undecodable("production"),
+			allowed: true, wantWarning: "cannot decode"},
+		{name: "undecodable, enforce fail closed: denied", mode: serviceaccount.Enforce, failClosed: true, req: undecodable("production"),
+			allowed: false},
+		{name: "undecodable in an excluded namespace, fail closed: allowed", mode: serviceaccount.Enforce, failClosed: true, req: undecodable("kube-system"),
+			allowed: true},
 		{name: "mode off", mode: serviceaccount.Off, req: saRequest(admissionv1.Create, "staging", "s3-writer", role(goodRole), nil, false), allowed: true},
 	}
 	for _, tc := range tests {
@@ -167,7 +190,7 @@ func TestHandler(t *testing.T) {
 				iss = ""
 			}
 			h := &serviceaccount.Handler{Mode: tc.mode, FailClosed: tc.failClosed, Timeout: time.Second, IssuerURL: iss,
-				Defaults: irsa.NewDefaults(), Source: src, Events: rec, Metrics: m, Log: logr.Discard()}
+				Defaults: irsa.NewDefaults(), ExcludedNamespaces: []string{"kube-system"}, Source: src, Events: rec, Metrics: m, Log: logr.Discard()}
 			start := time.Now()
 			resp := h.Handle(context.Background(), tc.req)
 			if took := time.Since(start); took > 1500*time.Millisecond {
@@ -227,5 +250,29 @@ func TestHandlerCachesIAM(t *testing.T) {
 	wg.Wait()
 	if got := srv.TotalCalls(); got != roles {
 		t.Errorf("GetRole calls = %d, want %d", got, roles)
+	}
+}
+
+// TestOnInternalError: a panic of the trust check is denied only in enforce mode with
+// fail-closed, like everything else it cannot verify.
+func TestOnInternalError(t *testing.T) {
+	tests := []struct {
+		name       string
+		mode       serviceaccount.Mode
+		failClosed bool
+		want       admission.OnInternalError
+	}{
+		{"warn", serviceaccount.Warn, false, admission.AdmitOnInternalError},
+		{"warn, fail closed (ignored outside enforce)", serviceaccount.Warn, true, admission.AdmitOnInternalError},
+		{"enforce", serviceaccount.Enforce, false, admission.AdmitOnInternalError},
+		{"enforce, fail closed", serviceaccount.Enforce, true, admission.DenyOnInternalError},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &serviceaccount.Handler{Mode: tc.mode, FailClosed: tc.failClosed}
+			if got := h.OnInternalError(); got != tc.want {
+				t.Errorf("OnInternalError() = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
