@@ -1,22 +1,46 @@
-// Package iamserver is a local IAM endpoint for tests. It speaks IAM's Query protocol the
-// way AWS does on the wire, enough for GetRole: form-encoded requests signed with SigV4,
-// text/xml answers in the 2010-05-08 namespace, trust policies percent-encoded per
-// RFC 3986, and IAM's error envelope and HTTP statuses. Faults (errors, latency, a
-// refused connection) can be injected, and calls are counted so tests can assert caching.
+// Package iamserver is a local IAM and STS endpoint for tests. It speaks the Query protocol
+// the way AWS does on the wire: form-encoded requests, text/xml answers in the 2010-05-08
+// (IAM) and 2011-06-15 (STS) namespaces, trust policies percent-encoded per RFC 3986, and the
+// services' error envelope, codes and HTTP statuses. One handler serves both services on one
+// URL (requests are told apart by their Version), so aws-sdk-go-v2 clients reach it through
+// AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_IAM / AWS_ENDPOINT_URL_STS or BaseEndpoint.
 //
-// It is test infrastructure: it never checks signatures (only that requests are signed),
-// and it is not linked into the webhook binary.
+// IAM: GetRole, and CreateOpenIDConnectProvider, GetOpenIDConnectProvider,
+// ListOpenIDConnectProviders and DeleteOpenIDConnectProvider (provider ARN
+// arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH, in the account of the caller's access key).
+// IAM requests must be SigV4-signed, but only the shape of the signature is checked, so any
+// access key works; faults (errors, latency, a refused connection) can be injected, and calls
+// are counted so tests can assert caching.
+//
+// STS checks what AWS checks:
+//   - AssumeRoleWithWebIdentity (unsigned, as SDKs send it) parses the token with go-jose,
+//     looks up the IAM OIDC provider of its iss in the role's account (InvalidIdentityToken if
+//     none), wants its aud in the provider's client-ID list (InvalidIdentityToken), fetches the
+//     issuer's discovery document and JWKS over HTTPS (IDPCommunicationError if unreachable;
+//     SetIssuerEndpoint says where, since a test issuer's host does not resolve), verifies the
+//     signature (InvalidIdentityToken), exp against the server's clock (ExpiredTokenException)
+//     and the role's trust policy with webhook/trustpolicy (AccessDenied unless Trusted). It
+//     answers with temporary credentials (ASIA...) for the assumed-role session.
+//   - GetCallerIdentity accepts only requests whose SigV4 signature, recomputed with
+//     aws-sdk-go-v2's signer over the received request, matches, with credentials this server
+//     issued (plus its session token) or a registered long-term key (DefaultAccessKeyID, and
+//     AddAccessKey), and answers with the caller's account, ARN and user id.
+//
+// It is test infrastructure, not linked into the webhook binary. Request bodies are bounded
+// (64 KiB), as are the identity provider's answers, the number of OIDC providers per account
+// and the number of live sessions; bad input gets an AWS error, never a panic.
 package iamserver
 
 import (
-	"crypto/rand"
+	"bytes"
 	"crypto/sha256"
 	"encoding/xml"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -30,7 +54,7 @@ const APIVersion = "2010-05-08"
 // Namespace is the XML namespace of every IAM response.
 const Namespace = "https://iam.amazonaws.com/doc/2010-05-08/"
 
-// Error codes the server can answer with, as IAM spells them on the wire.
+// Error codes the server can answer with, as IAM and STS spell them on the wire.
 const (
 	CodeNoSuchEntity               = "NoSuchEntity"               // 404, Sender
 	CodeThrottling                 = "Throttling"                 // 400, Sender
@@ -39,20 +63,31 @@ const (
 	CodeServiceUnavailable         = "ServiceUnavailable"         // 503, Receiver
 	CodeInvalidAction              = "InvalidAction"              // 400, Sender
 	CodeValidationError            = "ValidationError"            // 400, Sender
+	CodeInvalidInput               = "InvalidInput"               // 400, Sender
+	CodeEntityAlreadyExists        = "EntityAlreadyExists"        // 409, Sender
+	CodeLimitExceeded              = "LimitExceeded"              // 409, Sender
 	CodeMissingAuthenticationToken = "MissingAuthenticationToken" // 403, Sender
 	CodeInvalidClientTokenID       = "InvalidClientTokenId"       // 403, Sender
+	CodeIncompleteSignature        = "IncompleteSignature"        // 400, Sender
+	CodeSignatureDoesNotMatch      = "SignatureDoesNotMatch"      // 403, Sender
+	CodeExpiredToken               = "ExpiredToken"               // 403, Sender: expired session credentials
+	CodeInvalidIdentityToken       = "InvalidIdentityToken"       // 400, Sender
+	CodeExpiredTokenException      = "ExpiredTokenException"      // 400, Sender: expired web identity token
+	CodeIDPCommunicationError      = "IDPCommunicationError"      // 400, Sender
 )
 
 // defaultMaxSessionDuration is what IAM reports for a role created without one (1 hour).
 const defaultMaxSessionDuration = 3600
 
-// maxRequestBody bounds the form body; GetRole requests are well under 1 KiB.
+// maxRequestBody bounds the form body; the largest request, AssumeRoleWithWebIdentity,
+// carries a token of at most 20,000 characters.
 const maxRequestBody = 64 << 10
 
-// principalARN is the caller IAM names in AccessDenied messages.
+// principalARN is the caller IAM names in AccessDenied messages, and the identity of the
+// long-term access keys.
 const principalARN = "arn:aws:sts::123456789012:assumed-role/irsa-webhook/test-session"
 
-// Server is a local IAM endpoint. All methods are safe for concurrent use.
+// Server is a local IAM and STS endpoint. All methods are safe for concurrent use.
 type Server struct {
 	handler http.Handler
 
@@ -68,6 +103,12 @@ type Server struct {
 	calls     map[string]int // GetRole calls by RoleName as sent
 	total     int
 	lastAuthz string
+
+	now       func() time.Time
+	keys      map[string]accessKey                // by access key id: long-term and session keys
+	sessions  []string                            // session key ids, oldest first (bounded)
+	providers map[string]map[string]*oidcProvider // account -> provider URL (host/path) -> provider
+	issuers   map[string]IssuerEndpoint           // issuer URL (the iss claim) -> where to fetch its keys
 }
 
 type role struct {
@@ -76,9 +117,15 @@ type role struct {
 	created             time.Time
 }
 
-// New starts a server on 127.0.0.1 with no roles.
+// New starts a server on 127.0.0.1 with no roles, no OIDC providers and one long-term access
+// key, DefaultAccessKeyID / DefaultSecretAccessKey, of account CallerAccount.
 func New() *Server {
-	s := &Server{roles: map[string]role{}, calls: map[string]int{}, stop: make(chan struct{})}
+	s := &Server{
+		roles: map[string]role{}, calls: map[string]int{}, stop: make(chan struct{}),
+		now: time.Now, keys: map[string]accessKey{}, providers: map[string]map[string]*oidcProvider{},
+		issuers: map[string]IssuerEndpoint{},
+	}
+	s.AddAccessKey(DefaultAccessKeyID, DefaultSecretAccessKey)
 	s.handler = http.HandlerFunc(s.serveHTTP)
 	s.srv = httptest.NewServer(s.handler)
 	s.addr = s.srv.Listener.Addr().String()
@@ -129,6 +176,21 @@ func (s *Server) Up() error {
 	return nil
 }
 
+// SetClock replaces the clock STS uses for token expiry, session expiry and the signing
+// time check (time.Now by default): tests move it forward instead of waiting.
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
+func (s *Server) clock() time.Time {
+	s.mu.Lock()
+	now := s.now
+	s.mu.Unlock()
+	return now()
+}
+
 // PutRole creates or replaces the role named by arn (path included) with the given trust
 // policy (plain JSON, stored verbatim and percent-encoded on the way out, as IAM does).
 // It panics on an invalid ARN: that is a bug in the test.
@@ -161,15 +223,15 @@ func (s *Server) SetDelay(d time.Duration) {
 	s.delay = d
 }
 
-// FailNext makes the next n well-formed, signed requests fail with code (one of the Code
-// constants; an unknown code is answered as a 400 Sender error).
+// FailNext makes the next n well-formed, signed IAM requests fail with code (one of the Code
+// constants; an unknown code is answered as a 400 Sender error). STS is never faulted.
 func (s *Server) FailNext(n int, code string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failNext, s.failCode = n, code
 }
 
-// SetFault makes every well-formed, signed request fail with code until SetFault("").
+// SetFault makes every well-formed, signed IAM request fail with code until SetFault("").
 // FailNext, while it lasts, takes precedence.
 func (s *Server) SetFault(code string) {
 	s.mu.Lock()
@@ -206,6 +268,20 @@ func (s *Server) ResetCalls() {
 	s.total = 0
 }
 
+// takeFault returns the injected fault for this IAM request ("" for none).
+func (s *Server) takeFault() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.failNext > 0:
+		s.failNext--
+		return s.failCode
+	case s.fault != "":
+		return s.fault
+	}
+	return ""
+}
+
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.total++
@@ -217,15 +293,19 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, CodeInvalidAction, fmt.Sprintf("Unsupported HTTP method %s.", r.Method))
 		return
 	}
+	var body []byte
+	var bodyErr error
 	if r.Method == http.MethodPost {
 		ct := r.Header.Get("Content-Type")
 		if !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
-			writeError(w, CodeInvalidAction, fmt.Sprintf("Unsupported Content-Type %q; IAM takes application/x-www-form-urlencoded.", ct))
+			writeError(w, CodeInvalidAction, fmt.Sprintf("Unsupported Content-Type %q; IAM and STS take application/x-www-form-urlencoded.", ct))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		// Read the body before any delay, so the server notices a client that gives up; keep
+		// the bytes, since STS hashes them to verify the signature.
+		body, bodyErr = io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	// Read the body before any delay, so the server notices a client that gives up.
 	formErr := r.ParseForm()
 	if delay > 0 {
 		t := time.NewTimer(delay)
@@ -239,55 +319,66 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if formErr != nil {
-		writeError(w, CodeInvalidAction, "Could not parse the request: "+formErr.Error())
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(bodyErr, &tooLarge):
+		writeError(w, CodeValidationError, fmt.Sprintf("The request body is larger than %d bytes.", maxRequestBody))
 		return
-	}
-	service := "iam"
-	if r.Form.Get("Action") == "GetCallerIdentity" {
-		service = "sts"
-	}
-	if msg := checkSigned(r, service); msg != "" {
-		code := CodeMissingAuthenticationToken
-		if r.Header.Get("Authorization") != "" {
-			code = "IncompleteSignature"
-		}
-		writeErrorStatus(w, http.StatusForbidden, "Sender", code, msg)
+	case bodyErr != nil:
+		writeError(w, CodeInvalidAction, "Could not read the request: "+bodyErr.Error())
+		return
+	case formErr != nil:
+		writeError(w, CodeInvalidAction, "Could not parse the request: "+formErr.Error())
 		return
 	}
 
 	action, version := r.Form.Get("Action"), r.Form.Get("Version")
-	if action == "GetCallerIdentity" && version == stsAPIVersion {
-		// STS shares the Query protocol; answering its one call here lets the webhook
-		// learn its account (whose roles GetRole can see) from the same endpoint.
-		writeCallerIdentity(w)
+	if version == stsAPIVersion {
+		// STS shares the Query protocol; serving it here lets the webhook learn its account,
+		// and a pod's SDK exchange its token, at the same endpoint as IAM.
+		s.serveSTS(w, r, body, action)
 		return
 	}
-	if action != "GetRole" || version != APIVersion {
-		if action == "" {
-			action = "(none)"
+	if msg := checkSigned(r, "iam"); msg != "" {
+		code := CodeMissingAuthenticationToken
+		if r.Header.Get("Authorization") != "" {
+			code = CodeIncompleteSignature
+			if strings.HasPrefix(msg, "Credential should be scoped") {
+				code = CodeSignatureDoesNotMatch
+			}
 		}
-		writeError(w, CodeInvalidAction, fmt.Sprintf("Could not find operation %s for version %s", action, version))
+		writeError(w, code, msg)
 		return
 	}
-	name := r.Form.Get("RoleName")
+	switch action {
+	case "GetRole":
+		if version == APIVersion {
+			s.getRole(w, r.Form.Get("RoleName"))
+			return
+		}
+	case actCreateProvider, actGetProvider, actListProviders, actDeleteProvider:
+		if version == APIVersion {
+			s.serveOIDCProvider(w, r, action)
+			return
+		}
+	case "":
+		action = "(none)"
+	}
+	writeError(w, CodeInvalidAction, fmt.Sprintf("Could not find operation %s for version %s", action, version))
+}
 
+func (s *Server) getRole(w http.ResponseWriter, name string) {
 	s.mu.Lock()
 	s.calls[name]++
-	code := ""
-	switch {
-	case s.failNext > 0:
-		s.failNext--
-		code = s.failCode
-	case s.fault != "":
-		code = s.fault
-	}
+	s.mu.Unlock()
+	code := s.takeFault()
+	s.mu.Lock()
 	rl, found := s.roles[strings.ToLower(name)]
 	s.mu.Unlock()
 
 	switch {
 	case name == "":
-		writeError(w, CodeValidationError, "1 validation error detected: Value null at 'roleName' failed to satisfy constraint: Member must not be null")
+		writeAPIError(w, Namespace, validationErrors([]string{nullProblem("roleName")}))
 	case !validRoleName(name):
 		writeError(w, CodeValidationError, fmt.Sprintf("1 validation error detected: Value '%s' at 'roleName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+", name))
 	case code == CodeNoSuchEntity || (code == "" && !found):
@@ -331,7 +422,7 @@ func checkSigned(r *http.Request, service string) string {
 	// Credential=AKID/20060102/us-east-1/iam/aws4_request
 	scope := strings.Split(fields["Credential"], "/")
 	if len(scope) != 5 || scope[3] != service || scope[4] != "aws4_request" {
-		return fmt.Sprintf("Credential should be scoped to correct service: '%s'. (got %q)", service, fields["Credential"])
+		return fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", service)
 	}
 	if r.Header.Get("X-Amz-Date") == "" && r.Header.Get("Date") == "" {
 		return "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
@@ -353,12 +444,12 @@ func validRoleName(name string) bool {
 	return true
 }
 
-// Wire shapes of IAM's responses.
+// Wire shapes of IAM's GetRole response.
 type getRoleResponse struct {
-	XMLName   xml.Name `xml:"GetRoleResponse"`
-	Xmlns     string   `xml:"xmlns,attr"`
-	Role      xmlRole  `xml:"GetRoleResult>Role"`
-	RequestID string   `xml:"ResponseMetadata>RequestId"`
+	XMLName  xml.Name         `xml:"GetRoleResponse"`
+	Xmlns    string           `xml:"xmlns,attr"`
+	Role     xmlRole          `xml:"GetRoleResult>Role"`
+	Metadata responseMetadata `xml:"ResponseMetadata"`
 }
 
 type xmlRole struct {
@@ -372,17 +463,9 @@ type xmlRole struct {
 	CreateDate               string `xml:"CreateDate"`
 }
 
-type errorResponse struct {
-	XMLName   xml.Name `xml:"ErrorResponse"`
-	Xmlns     string   `xml:"xmlns,attr"`
-	Type      string   `xml:"Error>Type"`
-	Code      string   `xml:"Error>Code"`
-	Message   string   `xml:"Error>Message"`
-	RequestID string   `xml:"RequestId"`
-}
-
 func writeGetRole(w http.ResponseWriter, rl role) {
-	writeXML(w, http.StatusOK, getRoleResponse{
+	id := newRequestID()
+	writeXML(w, http.StatusOK, id, getRoleResponse{
 		Xmlns: Namespace,
 		Role: xmlRole{
 			Path:                     rl.path,
@@ -393,70 +476,8 @@ func writeGetRole(w http.ResponseWriter, rl role) {
 			Arn:                      rl.arn,
 			CreateDate:               rl.created.Format(time.RFC3339),
 		},
+		Metadata: responseMetadata{RequestID: id},
 	})
-}
-
-// errorShape is IAM's HTTP status, fault type and default message per error code.
-var errorShape = map[string]struct {
-	status int
-	typ    string
-	msg    string
-}{
-	CodeNoSuchEntity:               {http.StatusNotFound, "Sender", "The role cannot be found."},
-	CodeThrottling:                 {http.StatusBadRequest, "Sender", "Rate exceeded"},
-	CodeAccessDenied:               {http.StatusForbidden, "Sender", "Access denied"},
-	CodeServiceFailure:             {http.StatusInternalServerError, "Receiver", "The request processing has failed because of an unknown error, exception or failure."},
-	CodeServiceUnavailable:         {http.StatusServiceUnavailable, "Receiver", "Service Unavailable"},
-	CodeInvalidAction:              {http.StatusBadRequest, "Sender", "The action or operation requested is invalid."},
-	CodeValidationError:            {http.StatusBadRequest, "Sender", "Validation error"},
-	CodeMissingAuthenticationToken: {http.StatusForbidden, "Sender", "Request is missing Authentication Token"},
-	CodeInvalidClientTokenID:       {http.StatusForbidden, "Sender", "The security token included in the request is invalid."},
-}
-
-func writeError(w http.ResponseWriter, code, msg string) {
-	shape, ok := errorShape[code]
-	if !ok {
-		shape.status, shape.typ, shape.msg = http.StatusBadRequest, "Sender", "Injected fault "+code
-	}
-	if msg == "" {
-		msg = shape.msg
-	}
-	writeErrorStatus(w, shape.status, shape.typ, code, msg)
-}
-
-func writeErrorStatus(w http.ResponseWriter, status int, typ, code, msg string) {
-	writeXML(w, status, errorResponse{Xmlns: Namespace, Type: typ, Code: code, Message: msg})
-}
-
-// writeXML answers like IAM: text/xml, an x-amzn-RequestId header matching the body's
-// RequestId, and an indented document.
-func writeXML(w http.ResponseWriter, status int, v any) {
-	id := newRequestID()
-	switch r := v.(type) {
-	case getRoleResponse:
-		r.RequestID = id
-		v = r
-	case errorResponse:
-		r.RequestID = id
-		v = r
-	}
-	body, err := xml.MarshalIndent(v, "", "  ")
-	if err != nil {
-		http.Error(w, "marshal response: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/xml")
-	w.Header().Set("x-amzn-RequestId", id)
-	w.WriteHeader(status)
-	w.Write(append(body, '\n'))
-}
-
-// EncodePolicy percent-encodes a policy document the way IAM returns it: RFC 3986, every
-// byte except the unreserved A-Z a-z 0-9 - _ . ~ as %XX (UTF-8 bytes, spaces as %20).
-// url.QueryEscape already leaves exactly the unreserved set alone and escapes '+' itself,
-// so only its space-as-'+' needs undoing.
-func EncodePolicy(doc string) string {
-	return strings.ReplaceAll(url.QueryEscape(doc), "+", "%20")
 }
 
 // roleID renders IAM's role id shape ("AROA" + 17 upper-case letters and digits) from a
@@ -469,37 +490,4 @@ func roleID(sum []byte) string {
 		b.WriteByte(alphabet[sum[i]%32])
 	}
 	return b.String()
-}
-
-// newRequestID returns a random RFC 4122 version 4 UUID, IAM's request id format. Written
-// here because no module the project depends on directly provides UUIDs.
-func newRequestID() string {
-	var u [16]byte
-	rand.Read(u[:])
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
-}
-
-// stsAPIVersion is STS's Query API version; the server answers GetCallerIdentity only.
-const stsAPIVersion = "2011-06-15"
-
-// CallerAccount is the account GetCallerIdentity reports: the account of principalARN.
-const CallerAccount = "123456789012"
-
-func writeCallerIdentity(w http.ResponseWriter) {
-	id := newRequestID()
-	w.Header().Set("Content-Type", "text/xml")
-	w.Header().Set("x-amzn-RequestId", id)
-	fmt.Fprintf(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <GetCallerIdentityResult>
-    <Arn>%s</Arn>
-    <UserId>AROAEXAMPLEID:test-session</UserId>
-    <Account>%s</Account>
-  </GetCallerIdentityResult>
-  <ResponseMetadata>
-    <RequestId>%s</RequestId>
-  </ResponseMetadata>
-</GetCallerIdentityResponse>
-`, principalARN, CallerAccount, id)
 }

@@ -196,11 +196,11 @@ func TestErrorsWire(t *testing.T) {
 		},
 		{
 			name: "not SigV4", req: request{form: getRole("app"), authz: "AWS AKIDEXAMPLE:sig"},
-			wantStatus: 403, wantType: "Sender", wantCode: "IncompleteSignature",
+			wantStatus: 400, wantType: "Sender", wantCode: "IncompleteSignature",
 		},
 		{
 			name: "scoped to another service", req: request{form: getRole("app"), authz: strings.Replace(signedAuth, "/iam/", "/sts/", 1)},
-			wantStatus: 403, wantType: "Sender", wantCode: "IncompleteSignature", wantMsg: "'iam'",
+			wantStatus: 403, wantType: "Sender", wantCode: "SignatureDoesNotMatch", wantMsg: "'iam'",
 		},
 		{
 			name: "fail next overrides an existing role", setup: func(s *iamserver.Server) { s.PutRole(arn, "{}"); s.FailNext(1, iamserver.CodeNoSuchEntity) },
