@@ -1,6 +1,8 @@
 package trustpolicy
 
 import (
+	"net/netip"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -61,7 +63,63 @@ const (
 	opEqualsIgnore               // StringEqualsIgnoreCase / StringNotEqualsIgnoreCase
 	opLike                       // StringLike / StringNotLike
 	opNull                       // Null
+
+	// Typed operators compare the key as a boolean, number, date, IP address or ARN. The
+	// checker does not implement those comparisons, but it knows when the key's value is not
+	// of the type at all (a sub claim is never a number): see evalCondition.
+	opBool    // Bool
+	opNumeric // Numeric* (NumericNotEquals negated)
+	opDate    // Date* (DateNotEquals negated)
+	opIP      // IpAddress / NotIpAddress
+	opArn     // ArnEquals, ArnLike / ArnNotEquals, ArnNotLike
 )
+
+// typed reports whether the operator compares values of a type other than string.
+func (k opKind) typed() bool { return k >= opBool }
+
+// noun names the type a typed operator compares, for messages.
+func (k opKind) noun() string {
+	switch k {
+	case opBool:
+		return "a boolean"
+	case opNumeric:
+		return "a number"
+	case opDate:
+		return "a date"
+	case opIP:
+		return "an IP address"
+	case opArn:
+		return "an ARN"
+	}
+	return "a string"
+}
+
+// couldBe reports whether value might be read as the typed operator's type. It only has to
+// be right when it says false: the comparison then cannot match. It errs towards true (a
+// value that merely starts like a date), which leaves the outcome unknown.
+func (k opKind) couldBe(value string) bool {
+	switch k {
+	case opBool:
+		return strings.EqualFold(value, "true") || strings.EqualFold(value, "false")
+	case opNumeric:
+		_, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		return err == nil
+	case opDate:
+		// ISO 8601 dates and times, and epoch seconds, all start with a digit.
+		v := strings.TrimSpace(value)
+		return v != "" && (v[0] >= '0' && v[0] <= '9' || v[0] == '+' || v[0] == '-')
+	case opIP:
+		v := strings.TrimSpace(value)
+		if _, err := netip.ParseAddr(v); err == nil {
+			return true
+		}
+		_, err := netip.ParsePrefix(v)
+		return err == nil
+	case opArn:
+		return len(value) >= len("arn:") && strings.EqualFold(value[:len("arn:")], "arn:")
+	}
+	return true
+}
 
 type setQualifier uint8
 
@@ -78,9 +136,10 @@ type operator struct {
 	ifExists bool
 }
 
-// parseOperator recognises the string operators and Null, with the ForAllValues: and
-// ForAnyValue: prefixes and the IfExists suffix, case-insensitively (IAM validated the
-// name when the policy was stored). Anything else is opUnsupported.
+// parseOperator recognises the string, typed (Bool, Numeric*, Date*, IpAddress, Arn*)
+// and Null operators, with the ForAllValues: and ForAnyValue: prefixes and the IfExists
+// suffix, case-insensitively (IAM validated the name when the policy was stored). Anything
+// else (BinaryEquals, names IAM does not have) is opUnsupported.
 func parseOperator(name string) operator {
 	var op operator
 	rest := name
@@ -112,6 +171,24 @@ func parseOperator(name string) operator {
 		op.kind = opLike
 	case "stringnotlike":
 		op.kind, op.negated = opLike, true
+	case "bool":
+		op.kind = opBool
+	case "numericequals", "numericlessthan", "numericlessthanequals", "numericgreaterthan", "numericgreaterthanequals":
+		op.kind = opNumeric
+	case "numericnotequals":
+		op.kind, op.negated = opNumeric, true
+	case "dateequals", "datelessthan", "datelessthanequals", "dategreaterthan", "dategreaterthanequals":
+		op.kind = opDate
+	case "datenotequals":
+		op.kind, op.negated = opDate, true
+	case "ipaddress":
+		op.kind = opIP
+	case "notipaddress":
+		op.kind, op.negated = opIP, true
+	case "arnequals", "arnlike":
+		op.kind = opArn
+	case "arnnotequals", "arnnotlike":
+		op.kind, op.negated = opArn, true
 	case "null":
 		if op.set != setNone || op.ifExists {
 			return operator{} // not an operator IAM has
@@ -315,6 +392,17 @@ func evalCondition(c *Condition, state keyState, value string) tri {
 	}
 	// Present, single-valued: the set qualifiers see a one-element set, for which "all" and
 	// "any" both reduce to the plain operator.
+	if op.kind.typed() {
+		// A positive typed comparison cannot match a value that is not of its type (a sub
+		// claim is never a number, a date, an IP address or an ARN): the condition fails.
+		// IAM's documentation does not say how a negated one (NumericNotEquals, NotIpAddress,
+		// ArnNotLike, ...) treats such a value, and the comparisons themselves are not
+		// implemented here, so everything else stays unknown.
+		if !op.negated && !op.kind.couldBe(value) {
+			return no
+		}
+		return unknown
+	}
 	match := no
 	for i := range c.vals {
 		match = or(match, matchOne(op.kind, &c.vals[i], value))

@@ -151,7 +151,8 @@ func TestNull(t *testing.T) {
 
 func TestUnsupportedOperators(t *testing.T) {
 	var cases []operatorCase
-	for _, op := range []string{"Bool", "BoolIfExists", "IpAddress", "NotIpAddress", "DateGreaterThan", "NumericEquals", "ArnLike", "ArnNotEquals", "BinaryEquals", "StringLikeIgnoreCase", "ForAllValues:Null"} {
+	// Positive typed operators on sub are a non-match (TestTypedOperatorsOnKnownClaims).
+	for _, op := range []string{"NotIpAddress", "ArnNotEquals", "NumericNotEqualsIfExists", "BinaryEquals", "StringLikeIgnoreCase", "ForAllValues:Null"} {
 		cases = append(cases, operatorCase{name: op, op: op, key: "sub", values: `"system:serviceaccount:production:s3-writer"`, want: Undetermined})
 	}
 	runOperatorCases(t, cases)
@@ -180,7 +181,9 @@ func TestAbsentKey(t *testing.T) {
 		{"ForAnyValue:StringLikeIfExists", []string{"a"}, yes},
 		{"Null", []string{"true"}, yes},
 		{"Null", []string{"false"}, no},
-		{"Bool", []string{"true"}, unknown},
+		{"Bool", []string{"true"}, no},
+		{"NotIpAddress", []string{"10.0.0.0/8"}, yes},
+		{"BinaryEquals", []string{"QmluYXJ5"}, unknown},
 	}
 	for _, tc := range cases {
 		t.Run(tc.op+"/"+strings.Join(tc.values, ","), func(t *testing.T) {
@@ -264,7 +267,10 @@ func TestParseOperator(t *testing.T) {
 		{"Null", operator{kind: opNull}},
 		{"IfExists", operator{}},
 		{"ForAnyValue:", operator{}},
-		{"ArnLike", operator{}},
+		{"ArnLike", operator{kind: opArn}},
+		{"ForAnyValue:ArnNotLikeIfExists", operator{kind: opArn, negated: true, set: setForAny, ifExists: true}},
+		{"NumericGreaterThanEquals", operator{kind: opNumeric}},
+		{"BinaryEquals", operator{}},
 		{"", operator{}},
 	}
 	for _, tc := range cases {

@@ -18,13 +18,15 @@
 //
 // # Three-valued evaluation
 //
-// Because some keys and some operators (Bool, IpAddress, DateGreaterThan, ArnLike, ...)
+// Because some keys and some comparisons (Bool, IpAddress, DateGreaterThan, ArnLike, ...)
 // cannot be evaluated here, every step yields true, false or unknown, combined with
 // Kleene's logic: false AND x is false, true OR x is true, NOT unknown is unknown.
 //
 //   - a condition entry (one operator, one key, its values) is unknown when the operator is
 //     not one this package implements, when the key's value is unknown, or when a value uses
-//     a policy variable; otherwise IAM's rules apply: several values under one key are ORed
+//     a policy variable; a positive typed operator (Bool, Numeric*, Date*, IpAddress, Arn*)
+//     is false on a known value that is not of its type (sub is never a number or an ARN),
+//     and unknown otherwise; otherwise IAM's rules apply: several values under one key are ORed
 //     (NORed for the negated Not operators), ForAllValues/ForAnyValue treat the key as a
 //     one-element set, IfExists and Null look at whether the key is present, and a missing
 //     key fails positive operators and satisfies negated ones;
@@ -46,6 +48,12 @@
 // into Undetermined. A wrong NotTrusted would make the webhook refuse a working service
 // account, so whenever this package is unsure, it says Undetermined.
 //
+// # Invalid policies
+//
+// A policy IAM refuses to save (an Effect not spelled exactly "Allow" or "Deny", an Allow
+// statement with NotPrincipal) parses, but Evaluate answers NotTrusted naming the element,
+// and Policy.Validate reports it: no role can have such a policy.
+//
 // # Findings
 //
 // A Verdict carries findings: Error findings say why the role is not trusted (for every
@@ -54,6 +62,11 @@
 // name, no aud condition, a wildcard principal) or mis-targeted (an OIDC provider of this
 // issuer registered in another account, which STS never honours), and Info findings name
 // the statements that grant trust.
+//
+// Messages quote the policy, for whoever may read it (the admin, the log). Each finding
+// also says, apart from its message, which claim of the request it is about (provider,
+// action, sub, aud) and whether that claim was rejected or undecided; Verdict.Claims
+// reduces those to what the requester itself may be told.
 //
 // Parse is done once per policy document (the result is meant to be cached); Evaluate is
 // cheap and allocates little, because key names, operators and action patterns are

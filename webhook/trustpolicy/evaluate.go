@@ -70,11 +70,15 @@ func (s Severity) String() string {
 	return "info"
 }
 
-// Finding is one observation about the policy and the request.
+// Finding is one observation about the policy and the request. Claim and Outcome say what
+// it means for the request alone; Message is the full text for whoever may read the
+// policy (it quotes its principals and condition values).
 type Finding struct {
 	Severity  Severity
-	Statement int    // index of the statement it is about, -1 for the policy or the request
-	Message   string // starts with "statement N (Sid ...): " when Statement >= 0
+	Statement int     // index of the statement it is about, -1 for the policy or the request
+	Claim     Claim   // the request's claim it is about
+	Outcome   Outcome // what it says about that claim
+	Message   string  // starts with "statement N (Sid ...): " when Statement >= 0
 }
 
 func (f Finding) String() string { return f.Severity.String() + ": " + f.Message }
@@ -100,9 +104,21 @@ func Evaluate(p *Policy, r Request) Verdict {
 	if len(problems) > 0 {
 		v := Verdict{Result: Undetermined}
 		for _, m := range problems {
-			v.Findings = append(v.Findings, Finding{Severity: Error, Statement: -1, Message: m})
+			v.Findings = append(v.Findings, Finding{Severity: Error, Statement: -1, Outcome: Undecided, Message: m})
 		}
 		return v
+	}
+	// IAM refuses to save an invalid policy, so no role can have it: whatever its other
+	// statements say, it grants nothing.
+	var invalid Verdict
+	for i := range p.Statements {
+		if s := &p.Statements[i]; s.invalid != "" {
+			invalid.Findings = append(invalid.Findings, Finding{Severity: Error, Statement: i, Claim: ClaimProvider, Outcome: Rejected, Message: statementLabel(p, i) + s.invalid})
+		}
+	}
+	if len(invalid.Findings) > 0 {
+		invalid.Result = NotTrusted
+		return invalid
 	}
 
 	var buf [8]stmtOutcome
@@ -399,8 +415,8 @@ func contains(list []string, v string) bool {
 
 func (c *requestContext) findings(p *Policy, result Result, deny tri, outcomes []stmtOutcome, reasons []reason) []Finding {
 	var out []Finding
-	add := func(sev Severity, i int, msg string) {
-		out = append(out, Finding{Severity: sev, Statement: i, Message: statementLabel(p, i) + msg})
+	add := func(sev Severity, i int, claim Claim, outcome Outcome, msg string) {
+		out = append(out, Finding{Severity: sev, Statement: i, Claim: claim, Outcome: outcome, Message: statementLabel(p, i) + msg})
 	}
 	allowCount := 0
 	for i := range p.Statements {
@@ -414,13 +430,15 @@ func (c *requestContext) findings(p *Policy, result Result, deny tri, outcomes [
 		switch {
 		case result == NotTrusted && deny == yes:
 			if s.Effect == Deny && o.t == yes {
-				add(Error, i, "explicit Deny applies: its principal, action and conditions all match this service account")
+				// Reported against the provider: the requester learns no more than from a
+				// role that does not trust its provider (see Verdict.Claims).
+				add(Error, i, ClaimProvider, Rejected, "explicit Deny applies: its principal, action and conditions all match this service account")
 			}
 		case result == NotTrusted:
 			if s.Effect == Allow {
 				for _, r := range rs {
 					if r.t == no {
-						add(Error, i, c.message(s, r))
+						add(Error, i, r.claim(), Rejected, c.message(s, r))
 						crossAccountShown = crossAccountShown || r.kind == reasonCrossAccount
 					}
 				}
@@ -429,34 +447,34 @@ func (c *requestContext) findings(p *Policy, result Result, deny tri, outcomes [
 			if o.t == unknown {
 				for _, r := range rs {
 					if r.t == unknown {
-						add(Warning, i, s.Effect.String()+" statement cannot be decided: "+c.message(s, r))
+						add(Warning, i, r.claim(), Undecided, s.Effect.String()+" statement cannot be decided: "+c.message(s, r))
 					}
 				}
 			} else if o.t == no && s.Effect == Allow {
 				for _, r := range rs {
 					if r.t == no && r.kind != reasonCrossAccount {
-						add(Info, i, c.message(s, r))
+						add(Info, i, r.claim(), Rejected, c.message(s, r))
 					}
 				}
 			}
 		case result == Trusted:
 			if s.Effect == Allow && o.t == yes {
-				add(Info, i, "allows "+c.sub+" to assume the role")
+				add(Info, i, NoClaim, Note, "allows "+c.sub+" to assume the role")
 				for _, w := range c.broadness(s) {
-					add(Warning, i, w)
+					add(Warning, i, NoClaim, Note, w)
 				}
 			}
 		}
 		if !crossAccountShown {
 			for _, r := range rs {
 				if r.kind == reasonCrossAccount {
-					add(Warning, i, c.message(s, r))
+					add(Warning, i, ClaimProvider, Note, c.message(s, r))
 				}
 			}
 		}
 	}
 	if result == NotTrusted && deny != yes && allowCount == 0 {
-		out = append(out, Finding{Severity: Error, Statement: -1, Message: "no statement has Effect Allow, so nothing grants " + Action})
+		out = append(out, Finding{Severity: Error, Statement: -1, Claim: ClaimProvider, Outcome: Rejected, Message: "no statement has Effect Allow, so nothing grants " + Action})
 	}
 	return out
 }
@@ -466,6 +484,23 @@ func statementLabel(p *Policy, i int) string {
 		return "statement " + strconv.Itoa(i) + " (Sid " + strconv.Quote(sid) + "): "
 	}
 	return "statement " + strconv.Itoa(i) + ": "
+}
+
+// claim is the request's claim a reason is about.
+func (r reason) claim() Claim {
+	switch r.kind {
+	case reasonAction:
+		return ClaimAction
+	case reasonCondition:
+		switch r.key {
+		case keySub:
+			return ClaimSubject
+		case keyAud:
+			return ClaimAudience
+		}
+		return NoClaim
+	}
+	return ClaimProvider
 }
 
 // message formats a reason.
@@ -509,13 +544,15 @@ func (c *requestContext) conditionMessage(r reason) string {
 			return fmt.Sprintf("%s is absent from the request, so %s %s fails", key, cond.Operator, vals)
 		case cond.op.kind == opNull:
 			return fmt.Sprintf("%s %s %s fails: the key is present", key, cond.Operator, vals)
+		case cond.op.kind.typed():
+			return fmt.Sprintf("%s %s %s cannot match %q: it is not %s", key, cond.Operator, vals, r.value, cond.op.kind.noun())
 		case cond.op.negated:
 			return fmt.Sprintf("%s %s %s excludes %q", key, cond.Operator, vals, r.value)
 		}
 		return fmt.Sprintf("%s %s %s does not match %q", key, cond.Operator, vals, r.value)
 	}
 	switch {
-	case cond.op.kind == opUnsupported:
+	case cond.op.kind == opUnsupported || cond.op.kind.typed():
 		return fmt.Sprintf("%s %s %s: the checker does not evaluate the %s operator", key, cond.Operator, vals, cond.Operator)
 	case r.state == keyUnknown:
 		switch r.key {
@@ -544,9 +581,6 @@ func (c *requestContext) broadness(s *Statement) []string {
 		if !s.NotPrincipal {
 			out = append(out, `principal "*" trusts every identity; only the conditions restrict who can assume the role`)
 		}
-	}
-	if s.NotPrincipal {
-		out = append(out, "Allow with NotPrincipal trusts every principal not listed; name the provider in Principal instead")
 	}
 	var hasSub, hasAud bool
 	for i := range s.Conditions {

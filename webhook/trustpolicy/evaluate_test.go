@@ -174,7 +174,7 @@ func TestEvaluateMessages(t *testing.T) {
 		{
 			name: "NotPrincipal names this provider",
 			doc:  `{"Statement":[{"Effect":"Allow","NotPrincipal":{"Federated":["PROVIDER","OTHERPROVIDER"]},"Action":"sts:AssumeRoleWithWebIdentity"}]}`,
-			want: []string{`statement 0: NotPrincipal {"Federated": ["` + testProvider + `", "` + otherProvider + `"]} excludes this cluster's provider "` + testProvider + `"`},
+			want: []string{`statement 0: NotPrincipal with Effect "Allow" is not valid: IAM supports NotPrincipal only with Effect "Deny" and refuses to save this policy`},
 		},
 		{
 			name: "absent-looking key of the right provider, Null",
@@ -327,10 +327,10 @@ func TestEvaluatePrincipals(t *testing.T) {
 			findings: []wantFinding{warningFinding("or a trailing slash")}},
 		{name: "federated wildcard", principal: `"Principal":{"Federated":"*"}`, want: Undetermined,
 			findings: []wantFinding{warningFinding(`{"Federated": "*"}`)}},
-		{name: "NotPrincipal of another provider", principal: `"NotPrincipal":{"Federated":"OTHERPROVIDER"}`, want: Trusted,
-			findings: []wantFinding{warningFinding("Allow with NotPrincipal")}},
+		// IAM refuses NotPrincipal in an Allow statement (TestEvaluateInvalidPolicies).
+		{name: "NotPrincipal of another provider", principal: `"NotPrincipal":{"Federated":"OTHERPROVIDER"}`, want: NotTrusted,
+			findings: []wantFinding{errorFinding(`NotPrincipal with Effect "Allow" is not valid`)}},
 		{name: "NotPrincipal of this provider", principal: `"NotPrincipal":{"Federated":"PROVIDER"}`, want: NotTrusted},
-		{name: "NotPrincipal differing in case", principal: `"NotPrincipal":{"Federated":"arn:aws:iam::111122223333:oidc-provider/` + strings.ToLower(testIssuer) + `"}`, want: Undetermined},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -91,6 +91,9 @@ func FuzzEvaluate(f *testing.F) {
 		if v.Result == NotTrusted && !hasSeverity(v, Error) {
 			t.Fatalf("NotTrusted without an Error finding")
 		}
+		if c := v.Claims(); (v.Result == NotTrusted || v.Result == Undetermined) != (len(c) > 0) {
+			t.Fatalf("%v verdict with claims %v:\n%s", v.Result, c, dumpFindings(v))
+		}
 		for _, fd := range v.Findings {
 			if fd.Message == "" || fd.Statement >= len(p.Statements) {
 				t.Fatalf("malformed finding %+v", fd)

@@ -53,6 +53,7 @@ type Statement struct {
 
 	actionGlobs [][]globToken  // Actions lower-cased (action names are case-insensitive) and compiled
 	federated   []federatedARN // Principal.Federated, pre-split
+	invalid     string         // why IAM would refuse to save the statement, "" if it would not
 }
 
 // Principal is a Principal (or NotPrincipal) element.
@@ -198,6 +199,12 @@ func parseStatement(s *Statement, v jsonValue, version string) error {
 			default:
 				err = fmt.Errorf("is %q, want Allow or Deny", m.value.text)
 			}
+			// IAM's Effect value is case-sensitive ("allow" is refused) while element names
+			// are not. Such a statement parses, so that findings can name it, but the policy
+			// is invalid: Evaluate never trusts it and Validate reports it.
+			if err == nil && m.value.text != "Allow" && m.value.text != "Deny" {
+				s.invalid = fmt.Sprintf(`Effect %q is not valid: IAM accepts exactly "Allow" or "Deny" (case-sensitive) and refuses to save this policy`, m.value.text)
+			}
 		case "principal", "notprincipal":
 			if havePrincipal {
 				return fmt.Errorf("has both Principal and NotPrincipal")
@@ -235,7 +242,29 @@ func parseStatement(s *Statement, v jsonValue, version string) error {
 	case !haveAction:
 		return fmt.Errorf("has no Action or NotAction")
 	}
+	if s.invalid == "" && s.NotPrincipal && s.Effect == Allow {
+		// "NotPrincipal must be used with "Effect":"Deny". Using it with "Effect":"Allow" is
+		// not supported." (IAM JSON policy elements: NotPrincipal)
+		s.invalid = `NotPrincipal with Effect "Allow" is not valid: IAM supports NotPrincipal only with Effect "Deny" and refuses to save this policy`
+	}
 	return nil
+}
+
+// Validate reports what makes IAM refuse to save a policy that Parse accepted: an Effect
+// not spelled exactly "Allow" or "Deny", or NotPrincipal in an Allow statement. Evaluate
+// answers NotTrusted for such a policy; a command reading a policy from a file calls
+// Validate to report it as bad input.
+func (p *Policy) Validate() error {
+	var problems []string
+	for i := range p.Statements {
+		if s := &p.Statements[i]; s.invalid != "" {
+			problems = append(problems, statementLabel(p, i)+s.invalid)
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("policy is not valid: %s", strings.Join(problems, "; "))
 }
 
 func parsePrincipal(s *Statement, v jsonValue) error {
