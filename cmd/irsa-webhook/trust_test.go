@@ -45,7 +45,10 @@ func TestTrustPolicyThenCheck(t *testing.T) {
 		{"unknown condition key", append([]string{"--policy-file", undetermined}, req...), exitUndetermined, "UNDETERMINED"},
 		{"json", append([]string{"--policy-file", file, "-o", "json"}, req...), exitOK, `"result": "trusted"`},
 		{"bad input reported together", []string{"--role-arn", "nope", "--issuer", "http://x"}, exitUsage, ""},
-		{"unparseable policy file", append([]string{"--policy-file", writeFile(t, "bad.json", "{nope")}, req...), exitUndetermined, "cannot parse"},
+		// The README: exit 2 is bad input, and a policy file that is not a valid policy is bad input.
+		{"unparseable policy file", append([]string{"--policy-file", writeFile(t, "bad.json", "{nope")}, req...), exitUsage, ""},
+		{"policy file with an unknown element", append([]string{"--policy-file", writeFile(t, "resource.json", strings.Replace(policy, `"Effect"`, `"Resource": "*", "Effect"`, 1))}, req...), exitUsage, ""},
+		{"policy file IAM would refuse: Effect in lower case", append([]string{"--policy-file", writeFile(t, "lower.json", strings.Replace(policy, `"Allow"`, `"allow"`, 1))}, req...), exitUsage, ""},
 		{"missing policy file", append([]string{"--policy-file", "/nonexistent/p.json"}, req...), exitUsage, ""},
 	}
 	for _, tc := range tests {
@@ -79,6 +82,8 @@ func TestTrustCheckAsksIAM(t *testing.T) {
 	defer srv.Close()
 	_, policy, _ := runCmd(t, "", "trust", "policy", "--role-arn", tRole, "--issuer", tIssuer, "--namespace", "production", "--service-account", "s3-writer")
 	srv.PutRole(tRole, policy)
+	const unreadable = "arn:aws:iam::123456789012:role/Unreadable"
+	srv.PutRole(unreadable, "{nope")
 	dir := t.TempDir()
 	for k, v := range map[string]string{
 		"AWS_ENDPOINT_URL": srv.URL(), "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "us-east-1",
@@ -98,6 +103,8 @@ func TestTrustCheckAsksIAM(t *testing.T) {
 		{"not trusted", tRole, "staging", "", exitFail, "does not match"},
 		{"missing role", "arn:aws:iam::123456789012:role/Missing", "production", "", exitFail, "does not exist"},
 		{"throttled", "arn:aws:iam::123456789012:role/Other", "production", iamserver.CodeThrottling, exitUndetermined, "throttled"},
+		// A policy fetched from IAM that cannot be read is not the user's input: undetermined.
+		{"unreadable policy from IAM", unreadable, "production", "", exitUndetermined, "cannot parse"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,7 +26,8 @@ const exitUndetermined = 3
 
 const trustUsage = `Usage:
   irsa-webhook trust check  --role-arn ARN --issuer URL --namespace NS --service-account NAME [--audience A] [--policy-file F] [-o text|json]
-      exit 0 trusted, 1 not trusted, 2 bad input, 3 undetermined; without --policy-file it asks IAM
+      exit 0 trusted, 1 not trusted, 2 bad input (also a --policy-file that is not a trust policy IAM would store),
+      3 undetermined; without --policy-file it asks IAM
   irsa-webhook trust policy --role-arn ARN --issuer URL --namespace NS --service-account NAME [--audience A]
       print the minimal correct trust policy
   irsa-webhook trust audit  [--kubeconfig F] [--oidc-issuer-url URL] [--trust-policy-dir DIR] [-o text|json]
@@ -111,6 +112,15 @@ func runTrustCheck(ctx context.Context, args []string, s streams) error {
 		doc, err := os.ReadFile(policyFile)
 		if err != nil {
 			return usagef("read policy file: %v", err)
+		}
+		// The file is the user's input: one that is not a trust policy IAM would store is
+		// bad input (exit 2), not an undetermined verdict (that is for IAM's answers).
+		p, err := trustpolicy.Parse(string(doc))
+		if err == nil {
+			err = p.Validate()
+		}
+		if err != nil {
+			return usagef("policy file %s: %v", policyFile, err)
 		}
 		src = policyText(doc)
 	} else {
