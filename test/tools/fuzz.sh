@@ -10,6 +10,7 @@ targets=(
   "./webhook/pod FuzzMutate"
   "./webhook/trustpolicy FuzzParse"
   "./webhook/trustpolicy FuzzEvaluate"
+  "./webhook/mapping FuzzParse"
 )
 for t in "${targets[@]}"; do
   read -r pkg name <<<"$t"

@@ -1,0 +1,128 @@
+package mapping
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+)
+
+// Mapping is an immutable, parsed ConfigMap: safe for concurrent lookups. The nil and zero
+// Mappings map nothing.
+type Mapping struct {
+	exact map[string]Entry // "<namespace>/<name>"
+	// wildcards by ServiceAccount name, longest namespace prefix first.
+	wildcards map[string][]wildcard
+	n         int
+}
+
+type wildcard struct {
+	prefix string
+	entry  Entry
+}
+
+// Lookup returns the entry for ServiceAccount name in namespace. Precedence:
+//  1. the exact entry "<namespace>/<name>";
+//  2. otherwise the wildcard entry "<prefix>*/<name>" with the longest prefix that starts
+//     namespace ("team-a-*" before "team-*" before "*").
+//
+// Wildcards never match across the "/": the ServiceAccount name is always exact.
+func (m *Mapping) Lookup(namespace, name string) (Entry, bool) {
+	if m == nil {
+		return Entry{}, false
+	}
+	if e, ok := m.exact[namespace+"/"+name]; ok {
+		return e, true
+	}
+	for _, w := range m.wildcards[name] {
+		if strings.HasPrefix(namespace, w.prefix) {
+			return w.entry, true
+		}
+	}
+	return Entry{}, false
+}
+
+// Len is the number of entries, wildcards included.
+func (m *Mapping) Len() int {
+	if m == nil {
+		return 0
+	}
+	return m.n
+}
+
+// Resolve returns the ServiceAccount as IRSA should read it, following the reference's
+// precedence: a ServiceAccount that names a role in its own annotation is used as it is
+// (annotations win, all of them); otherwise, if the mapping has an entry for it, the entry
+// replaces its IRSA annotations (all of them, as in the reference: an audience annotation
+// without a role annotation does not mix with a mapped role). mapped says whether the entry
+// was used.
+func (m *Mapping) Resolve(sa irsa.Object, prefix string) (out irsa.Object, mapped bool) {
+	if _, has := sa.Annotations[irsa.Key(prefix, irsa.RoleARNAnnotation)]; has {
+		return sa, false
+	}
+	e, ok := m.Lookup(sa.Namespace, sa.Name)
+	if !ok {
+		return sa, false
+	}
+	sa.Annotations = e.Annotations(prefix)
+	return sa, true
+}
+
+// builder collects entries; later duplicates replace earlier ones.
+type builder struct {
+	exact     map[string]Entry
+	wildcards map[string]map[string]Entry // name -> prefix -> entry
+	n         int                         // entries stored
+}
+
+func newBuilder() *builder {
+	return &builder{exact: map[string]Entry{}, wildcards: map[string]map[string]Entry{}}
+}
+
+func (b *builder) len() int { return b.n }
+
+// add stores the entry and reports whether it replaced one with the same key.
+func (b *builder) add(k key, e Entry) (replaced bool) {
+	if !k.wildcard {
+		id := k.namespace + "/" + k.name
+		_, replaced = b.exact[id]
+		b.exact[id] = e
+		b.count(replaced)
+		return replaced
+	}
+	w := b.wildcards[k.name]
+	if w == nil {
+		w = map[string]Entry{}
+		b.wildcards[k.name] = w
+	}
+	_, replaced = w[k.namespace]
+	w[k.namespace] = e
+	b.count(replaced)
+	return replaced
+}
+
+func (b *builder) count(replaced bool) {
+	if !replaced {
+		b.n++
+	}
+}
+
+func (b *builder) build() *Mapping {
+	m := &Mapping{exact: b.exact, n: b.n}
+	if len(b.wildcards) > 0 {
+		m.wildcards = make(map[string][]wildcard, len(b.wildcards))
+		for name, byPrefix := range b.wildcards {
+			ws := make([]wildcard, 0, len(byPrefix))
+			for p, e := range byPrefix {
+				ws = append(ws, wildcard{prefix: p, entry: e})
+			}
+			// Longest first; two different prefixes of one length cannot both match.
+			slices.SortFunc(ws, func(a, b wildcard) int {
+				return cmp.Or(cmp.Compare(len(b.prefix), len(a.prefix)), strings.Compare(a.prefix, b.prefix))
+			})
+			m.wildcards[name] = ws
+		}
+	}
+	return m
+}

@@ -1,0 +1,362 @@
+package mapping
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+)
+
+const (
+	roleA = "arn:aws:iam::123456789012:role/a"
+	roleB = "arn:aws:iam::123456789012:role/b"
+	roleC = "arn:aws-cn:iam::123456789012:role/team/c"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// kopsDoc is the README's example of the reference webhook, as kOps writes it.
+const kopsDoc = `{"default/myserviceaccount":{"RoleARN":"arn:aws:iam::123456789012:role/myserviceaccount.default.sa.minimal.example.com","Audience":"amazonaws.com","UseRegionalSTS":true,"TokenExpiration":0},` +
+	`"myapp/myotherserviceaccount":{"RoleARN":"arn:aws:iam::123456789012:role/myotherserviceaccount.myapp.sa.minimal.example.com","Audience":"amazonaws.com","UseRegionalSTS":true,"TokenExpiration":0},` +
+	`"test-*/myserviceaccount":{"RoleARN":"arn:aws:iam::123456789012:role/myserviceaccount.test-wildcard.sa.minimal.example.com","Audience":"amazonaws.com","UseRegionalSTS":true,"TokenExpiration":0}}`
+
+func TestParse(t *testing.T) {
+	type lookup struct {
+		ns, name string
+		want     *Entry // nil: not found
+	}
+	tests := []struct {
+		name     string
+		doc      string
+		wantErr  string // the whole document is refused
+		problems []string
+		lookups  []lookup
+	}{
+		{name: "empty document maps nothing", doc: "  \n", lookups: []lookup{{"default", "sa", nil}}},
+		{name: "empty object", doc: "{}", lookups: []lookup{{"default", "sa", nil}}},
+		{
+			name: "the reference README example",
+			doc:  kopsDoc,
+			lookups: []lookup{
+				{"default", "myserviceaccount", &Entry{RoleARN: "arn:aws:iam::123456789012:role/myserviceaccount.default.sa.minimal.example.com", Audience: "amazonaws.com", UseRegionalSTS: ptr(true)}},
+				{"myapp", "myotherserviceaccount", &Entry{RoleARN: "arn:aws:iam::123456789012:role/myotherserviceaccount.myapp.sa.minimal.example.com", Audience: "amazonaws.com", UseRegionalSTS: ptr(true)}},
+				{"test-wildcard", "myserviceaccount", &Entry{RoleARN: "arn:aws:iam::123456789012:role/myserviceaccount.test-wildcard.sa.minimal.example.com", Audience: "amazonaws.com", UseRegionalSTS: ptr(true)}},
+				{"test-", "myserviceaccount", &Entry{RoleARN: "arn:aws:iam::123456789012:role/myserviceaccount.test-wildcard.sa.minimal.example.com", Audience: "amazonaws.com", UseRegionalSTS: ptr(true)}},
+				{"test", "myserviceaccount", nil},
+				{"prod", "myserviceaccount", nil},
+				{"test-wildcard", "other", nil},
+			},
+		},
+		{
+			name: "exact wins over wildcards, longest prefix wins, * matches every namespace",
+			doc:  `{"*/sa":{"RoleARN":"` + roleA + `"},"team-*/sa":{"RoleARN":"` + roleB + `"},"team-a-*/sa":{"RoleARN":"` + roleC + `"},"team-a-1/sa":{"RoleARN":"` + roleA + `","TokenExpiration":3600}}`,
+			lookups: []lookup{
+				{"team-a-1", "sa", &Entry{RoleARN: roleA, TokenExpiration: 3600}},
+				{"team-a-2", "sa", &Entry{RoleARN: roleC}},
+				{"team-b", "sa", &Entry{RoleARN: roleB}},
+				{"default", "sa", &Entry{RoleARN: roleA}},
+				{"default", "sa2", nil},
+			},
+		},
+		{
+			name: "an explicit empty RoleARN maps to no role and shadows wildcards",
+			doc:  `{"*/sa":{"RoleARN":"` + roleA + `"},"quiet/sa":{"RoleARN":""}}`,
+			lookups: []lookup{
+				{"quiet", "sa", &Entry{}},
+				{"loud", "sa", &Entry{RoleARN: roleA}},
+			},
+		},
+		{
+			name: "field names match case-insensitively, as encoding/json did in the reference",
+			doc:  `{"ns/sa":{"rolearn":"` + roleA + `","AUDIENCE":"x","useRegionalSts":false,"tokenexpiration":7200}}`,
+			lookups: []lookup{
+				{"ns", "sa", &Entry{RoleARN: roleA, Audience: "x", UseRegionalSTS: ptr(false), TokenExpiration: 7200}},
+			},
+		},
+		{
+			name: "one malformed entry is skipped, the others apply",
+			doc: `{"ns/ok":{"RoleARN":"` + roleA + `"},` +
+				`"no-slash":{"RoleARN":"` + roleA + `"},` +
+				`"a/b/c":{"RoleARN":"` + roleA + `"},` +
+				`"Upper/sa":{"RoleARN":"` + roleA + `"},` +
+				`"ns/Upper":{"RoleARN":"` + roleA + `"},` +
+				`"*test/sa":{"RoleARN":"` + roleA + `"},` +
+				`"-*/sa":{"RoleARN":"` + roleA + `"},` +
+				`"ns/*":{"RoleARN":"` + roleA + `"},` +
+				`"ns/null":null,` +
+				`"ns/list":[1,2],` +
+				`"ns/norole":{"Audience":"sts.amazonaws.com"},` +
+				`"ns/badarn":{"RoleARN":"arn:aws:s3:::bucket"},` +
+				`"ns/rolename":{"RoleARN":"just-a-name"},` +
+				`"ns/arnnum":{"RoleARN":42},` +
+				`"ns/stsstring":{"RoleARN":"` + roleA + `","UseRegionalSTS":"true"},` +
+				`"ns/expstring":{"RoleARN":"` + roleA + `","TokenExpiration":"3600"},` +
+				`"ns/expfrac":{"RoleARN":"` + roleA + `","TokenExpiration":3600.5},` +
+				`"ns/expneg":{"RoleARN":"` + roleA + `","TokenExpiration":-1},` +
+				`"ns/expnull":{"RoleARN":"` + roleA + `","TokenExpiration":null},` +
+				`"ns/badaud":{"RoleARN":"` + roleA + `","Audience":"a b"}}`,
+			problems: []string{
+				`entry "no-slash" skipped: key must be "<namespace>/<serviceaccount>"`,
+				`entry "a/b/c" skipped: serviceaccount name "b/c" is invalid`,
+				`entry "Upper/sa" skipped: namespace "Upper" is invalid`,
+				`entry "ns/Upper" skipped: serviceaccount name "Upper" is invalid`,
+				`entry "*test/sa" skipped: namespace "*test" is invalid`,
+				`entry "-*/sa" skipped: namespace pattern "-*" is invalid`,
+				`entry "ns/*" skipped: serviceaccount name "*" is invalid`,
+				`entry "ns/null" skipped: entry must be a JSON object, found null`,
+				`entry "ns/list" skipped: entry must be a JSON object, found [`,
+				`entry "ns/norole" skipped: no "RoleARN" field`,
+				`entry "ns/badarn" skipped: RoleARN: role ARN "arn:aws:s3:::bucket" names service "s3", want iam`,
+				`entry "ns/rolename" skipped: RoleARN: role ARN "just-a-name" is not of the form`,
+				`entry "ns/arnnum" skipped: field RoleARN must be a string, got "42"`,
+				`entry "ns/stsstring" skipped: field UseRegionalSTS must be true or false, got "\"true\""`,
+				`entry "ns/expstring" skipped: field TokenExpiration must be a whole number of seconds, got "\"3600\""`,
+				`entry "ns/expfrac" skipped: field TokenExpiration must be a whole number of seconds, got "3600.5"`,
+				`entry "ns/expneg" skipped: TokenExpiration -1 is negative`,
+				`entry "ns/expnull" skipped: field TokenExpiration is null`,
+				`entry "ns/badaud" skipped: Audience "a b" contains a space`,
+			},
+			lookups: []lookup{
+				{"ns", "ok", &Entry{RoleARN: roleA}},
+				{"a", "b", nil},
+				{"ns", "null", nil},
+				{"ns", "norole", nil},
+				{"ns", "badaud", nil},
+			},
+		},
+		{
+			name: "token expiration is clamped with a problem, the entry still applies",
+			doc:  `{"ns/low":{"RoleARN":"` + roleA + `","TokenExpiration":60},"ns/high":{"RoleARN":"` + roleA + `","TokenExpiration":999999}}`,
+			problems: []string{
+				`entry "ns/low" adjusted: TokenExpiration 60 raised to the minimum of 600 seconds`,
+				`entry "ns/high" adjusted: TokenExpiration 999999 lowered to the maximum of 86400 seconds`,
+			},
+			lookups: []lookup{
+				{"ns", "low", &Entry{RoleARN: roleA, TokenExpiration: 600}},
+				{"ns", "high", &Entry{RoleARN: roleA, TokenExpiration: 86400}},
+			},
+		},
+		{
+			name:     "unknown fields are ignored with a problem",
+			doc:      `{"ns/sa":{"RoleARN":"` + roleA + `","RoleArm":"x"}}`,
+			problems: []string{`entry "ns/sa" adjusted: unknown field "RoleArm" ignored`},
+			lookups:  []lookup{{"ns", "sa", &Entry{RoleARN: roleA}}},
+		},
+		{
+			name:     "a duplicate key: the later entry wins, as in the reference, and it is reported",
+			doc:      `{"ns/sa":{"RoleARN":"` + roleA + `"},"ns/sa":{"RoleARN":"` + roleB + `"}}`,
+			problems: []string{`entry "ns/sa" adjusted: duplicate key`},
+			lookups:  []lookup{{"ns", "sa", &Entry{RoleARN: roleB}}},
+		},
+		{
+			name:     "a malformed duplicate does not replace the earlier entry",
+			doc:      `{"ns/sa":{"RoleARN":"` + roleA + `"},"ns/sa":{"RoleARN":"nope"}}`,
+			problems: []string{`entry "ns/sa" skipped: RoleARN`},
+			lookups:  []lookup{{"ns", "sa", &Entry{RoleARN: roleA}}},
+		},
+		{name: "not JSON", doc: `{"ns/sa":`, wantErr: "parse config"},
+		{name: "an array", doc: `[]`, wantErr: "want a JSON object"},
+		{name: "a string", doc: `"ns/sa"`, wantErr: "want a JSON object"},
+		{name: "trailing data", doc: `{} {}`, wantErr: "unexpected data after the JSON object"},
+		{name: "invalid UTF-8", doc: "{\"ns/sa\xff\":{}}", wantErr: "parse config"},
+		{name: "over 1 MiB", doc: `{"ns/sa":{"RoleARN":"` + strings.Repeat(" ", MaxConfigBytes) + `"}}`, wantErr: "more than the 1048576 allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, problems, err := Parse(tt.doc)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+				if m != nil {
+					t.Errorf("a refused document must not yield a mapping")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			var got []string
+			for _, p := range problems {
+				got = append(got, p.String())
+			}
+			if len(got) != len(tt.problems) {
+				t.Fatalf("problems:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tt.problems, "\n  "))
+			}
+			for i, want := range tt.problems {
+				if !strings.HasPrefix(got[i], want) {
+					t.Errorf("problem %d = %q, want prefix %q", i, got[i], want)
+				}
+			}
+			for _, l := range tt.lookups {
+				e, ok := m.Lookup(l.ns, l.name)
+				switch {
+				case l.want == nil && ok:
+					t.Errorf("Lookup(%s, %s) = %+v, want nothing", l.ns, l.name, e)
+				case l.want != nil && !ok:
+					t.Errorf("Lookup(%s, %s) found nothing, want %+v", l.ns, l.name, *l.want)
+				case l.want != nil && !sameEntry(e, *l.want):
+					t.Errorf("Lookup(%s, %s) = %s, want %s", l.ns, l.name, show(e), show(*l.want))
+				}
+			}
+		})
+	}
+}
+
+func sameEntry(a, b Entry) bool {
+	return a.RoleARN == b.RoleARN && a.Audience == b.Audience && a.TokenExpiration == b.TokenExpiration &&
+		(a.UseRegionalSTS == nil) == (b.UseRegionalSTS == nil) && (a.UseRegionalSTS == nil || *a.UseRegionalSTS == *b.UseRegionalSTS)
+}
+
+func show(e Entry) string {
+	sts := "nil"
+	if e.UseRegionalSTS != nil {
+		sts = fmt.Sprint(*e.UseRegionalSTS)
+	}
+	return fmt.Sprintf("{RoleARN:%q Audience:%q UseRegionalSTS:%s TokenExpiration:%d}", e.RoleARN, e.Audience, sts, e.TokenExpiration)
+}
+
+func TestParseBoundsEntries(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range MaxEntries + 5 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"ns/sa-%d":{"RoleARN":""}`, i)
+	}
+	b.WriteString("}")
+	m, problems, err := Parse(b.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Len() != MaxEntries {
+		t.Errorf("Len = %d, want %d", m.Len(), MaxEntries)
+	}
+	if len(problems) != 1 || !problems[0].Skipped || !strings.Contains(problems[0].Reason, "5 entries beyond the first 10000") {
+		t.Errorf("problems = %v", problems)
+	}
+	if _, ok := m.Lookup("ns", fmt.Sprintf("sa-%d", MaxEntries)); ok {
+		t.Error("an entry beyond the cap was kept")
+	}
+}
+
+func TestProblemKeysAreShortened(t *testing.T) {
+	long := strings.Repeat("a", 5000)
+	_, problems, err := Parse(`{"` + long + `":{}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) != 1 || len(problems[0].String()) > 200 {
+		t.Errorf("problems = %v", problems)
+	}
+}
+
+func TestFromConfigMap(t *testing.T) {
+	m, problems, err := FromConfigMap(map[string]string{"other": "x"})
+	if err != nil || len(problems) != 0 || m.Len() != 0 {
+		t.Errorf("a ConfigMap without %q: %v %v %v", DataKey, m.Len(), problems, err)
+	}
+	m, _, err = FromConfigMap(map[string]string{DataKey: kopsDoc})
+	if err != nil || m.Len() != 3 {
+		t.Errorf("kOps document: %d entries, err %v", m.Len(), err)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	const p = irsa.DefaultAnnotationPrefix
+	m, _, err := Parse(`{"ns/mapped":{"RoleARN":"` + roleA + `","Audience":"aud","UseRegionalSTS":false,"TokenExpiration":3600},"ns/norole":{"RoleARN":""}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := func(kv ...string) map[string]string {
+		a := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			a[irsa.Key(p, kv[i])] = kv[i+1]
+		}
+		return a
+	}
+	tests := []struct {
+		name       string
+		m          *Mapping
+		sa         irsa.Object
+		wantMapped bool
+		wantAnn    map[string]string
+	}{
+		{
+			name:       "a mapped ServiceAccount without annotations gets the entry's",
+			m:          m,
+			sa:         irsa.Object{Namespace: "ns", Name: "mapped"},
+			wantMapped: true,
+			wantAnn:    ann(irsa.RoleARNAnnotation, roleA, irsa.AudienceAnnotation, "aud", irsa.STSRegionalEndpointsAnnotation, "false", irsa.TokenExpirationAnnotation, "3600"),
+		},
+		{
+			name:    "the role annotation wins, with all of the ServiceAccount's annotations",
+			m:       m,
+			sa:      irsa.Object{Namespace: "ns", Name: "mapped", Annotations: ann(irsa.RoleARNAnnotation, roleB)},
+			wantAnn: ann(irsa.RoleARNAnnotation, roleB),
+		},
+		{
+			name:       "without a role annotation, the entry replaces the other IRSA annotations (as in the reference)",
+			m:          m,
+			sa:         irsa.Object{Namespace: "ns", Name: "mapped", Annotations: ann(irsa.AudienceAnnotation, "mine")},
+			wantMapped: true,
+			wantAnn:    ann(irsa.RoleARNAnnotation, roleA, irsa.AudienceAnnotation, "aud", irsa.STSRegionalEndpointsAnnotation, "false", irsa.TokenExpirationAnnotation, "3600"),
+		},
+		{
+			name:       "an entry without a role gives no role annotation",
+			m:          m,
+			sa:         irsa.Object{Namespace: "ns", Name: "norole"},
+			wantMapped: true,
+			wantAnn:    map[string]string{},
+		},
+		{name: "an unmapped ServiceAccount is unchanged", m: m, sa: irsa.Object{Namespace: "ns", Name: "other"}},
+		{name: "a nil mapping maps nothing", sa: irsa.Object{Namespace: "ns", Name: "mapped"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, mapped := tt.m.Resolve(tt.sa, p)
+			if mapped != tt.wantMapped {
+				t.Errorf("mapped = %v, want %v", mapped, tt.wantMapped)
+			}
+			if got.Namespace != tt.sa.Namespace || got.Name != tt.sa.Name {
+				t.Errorf("identity changed: %+v", got)
+			}
+			if !maps.Equal(got.Annotations, tt.wantAnn) {
+				t.Errorf("annotations = %v, want %v", got.Annotations, tt.wantAnn)
+			}
+		})
+	}
+}
+
+// TestResolvedConfig pins that a mapped ServiceAccount means, through irsa.ConfigFor, what
+// the entry says, and that absent fields take the flags' defaults.
+func TestResolvedConfig(t *testing.T) {
+	d := irsa.NewDefaults()
+	d.STSRegionalEndpoint = true
+	m, _, err := Parse(`{"ns/full":{"RoleARN":"` + roleA + `","Audience":"aud","UseRegionalSTS":false,"TokenExpiration":3600},"ns/min":{"RoleARN":"` + roleB + `"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := irsa.Object{Namespace: "ns", Name: "p"}
+	for _, tc := range []struct {
+		sa   string
+		want irsa.Config
+	}{
+		{"full", irsa.Config{RoleARN: roleA, Audience: "aud", ExpirationSeconds: 3600, MountPath: d.TokenMountPath, STSRegional: false}},
+		{"min", irsa.Config{RoleARN: roleB, Audience: d.TokenAudience, ExpirationSeconds: d.TokenExpiration, MountPath: d.TokenMountPath, STSRegional: true}},
+	} {
+		sa, _ := m.Resolve(irsa.Object{Namespace: "ns", Name: tc.sa}, d.AnnotationPrefix)
+		cfg, outcome, warnings := irsa.ConfigFor(sa, pod, d)
+		if outcome != irsa.Mutated || len(warnings) != 0 {
+			t.Errorf("%s: outcome %s warnings %v", tc.sa, outcome, warnings)
+		}
+		if cfg.RoleARN != tc.want.RoleARN || cfg.Audience != tc.want.Audience || cfg.ExpirationSeconds != tc.want.ExpirationSeconds ||
+			cfg.STSRegional != tc.want.STSRegional || cfg.MountPath != tc.want.MountPath || !slices.Equal(cfg.SkipContainers, tc.want.SkipContainers) {
+			t.Errorf("%s: config %+v, want %+v", tc.sa, cfg, tc.want)
+		}
+	}
+}
