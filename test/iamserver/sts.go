@@ -197,7 +197,7 @@ func (s *Server) assumeRoleWithWebIdentity(w http.ResponseWriter, r *http.Reques
 	var claims tokenClaims
 	if err := tok.Claims(keys, &claims); err != nil {
 		if errors.Is(err, jose.ErrJWKSKidNotFound) {
-			return codeError(CodeInvalidIdentityToken, msgNoVerificationKey)
+			return noKey("no key with the token's kid %q in the identity provider's JWKS", tok.Headers[0].KeyID)
 		}
 		return codeError(CodeInvalidIdentityToken, "The web identity token's signature could not be verified with the identity provider's keys")
 	}
