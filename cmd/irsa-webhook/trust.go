@@ -28,7 +28,15 @@ type trustOptions struct {
 	cacheTTL       time.Duration
 	negativeTTL    time.Duration
 	maxConcurrency int
+	rateLimit      float64
+	rateBurst      int
 }
+
+// Bounds of --iam-rate-limit and --iam-rate-burst: IAM's own quotas are far lower.
+const (
+	maxRateLimit = 1000
+	maxRateBurst = 10000
+)
 
 // startupTimeout bounds each start-up call (issuer discovery, the STS caller identity).
 const startupTimeout = 10 * time.Second
@@ -40,6 +48,8 @@ func newTrustOptions() trustOptions {
 		cacheTTL:       awsiam.DefaultTTL,
 		negativeTTL:    awsiam.DefaultNegativeTTL,
 		maxConcurrency: awsiam.DefaultMaxConcurrency,
+		rateLimit:      awsiam.DefaultRateLimit,
+		rateBurst:      awsiam.DefaultRateBurst,
 	}
 }
 
@@ -55,6 +65,8 @@ func (t *trustOptions) addFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&t.cacheTTL, "iam-cache-ttl", t.cacheTTL, "how long a role's trust policy fetched from IAM is reused")
 	fs.DurationVar(&t.negativeTTL, "iam-negative-cache-ttl", t.negativeTTL, "how long 'role does not exist' and IAM errors are reused (throttling and outages at most 10s)")
 	fs.IntVar(&t.maxConcurrency, "iam-max-concurrency", t.maxConcurrency, "concurrent IAM GetRole calls at most")
+	fs.Float64Var(&t.rateLimit, "iam-rate-limit", t.rateLimit, "IAM GetRole calls per second at most, sustained; a check past the limit is 'not verified (rate limited)'")
+	fs.IntVar(&t.rateBurst, "iam-rate-burst", t.rateBurst, "IAM GetRole calls allowed at once after a quiet spell, above --iam-rate-limit")
 }
 
 func (t *trustOptions) validate() []error {
@@ -81,6 +93,12 @@ func (t *trustOptions) validate() []error {
 	if t.maxConcurrency < 1 || t.maxConcurrency > 100 {
 		errs = append(errs, fmt.Errorf("--iam-max-concurrency %d must be within 1-100", t.maxConcurrency))
 	}
+	if !(t.rateLimit > 0 && t.rateLimit <= maxRateLimit) {
+		errs = append(errs, fmt.Errorf("--iam-rate-limit %g must be within (0, %d]", t.rateLimit, maxRateLimit))
+	}
+	if t.rateBurst < 1 || t.rateBurst > maxRateBurst {
+		errs = append(errs, fmt.Errorf("--iam-rate-burst %d must be within 1-%d", t.rateBurst, maxRateBurst))
+	}
 	return errs
 }
 
@@ -106,6 +124,8 @@ func (t *trustOptions) source(ctx context.Context, log logr.Logger) (serviceacco
 		TTL:            t.cacheTTL,
 		NegativeTTL:    t.negativeTTL,
 		MaxConcurrency: t.maxConcurrency,
+		RateLimit:      t.rateLimit,
+		RateBurst:      t.rateBurst,
 		AccountID:      account,
 	})
 }

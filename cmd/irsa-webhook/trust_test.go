@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,6 +119,40 @@ func TestTrustCheckAsksIAM(t *testing.T) {
 			var v struct{ Result string }
 			if err := json.Unmarshal([]byte(out), &v); err != nil || !strings.Contains(strings.ToLower(out), strings.ToLower(tc.wantOut)) {
 				t.Errorf("output %q (%v) lacks %q", out, err, tc.wantOut)
+			}
+		})
+	}
+}
+
+// TestIAMRateFlags: --iam-rate-limit and --iam-rate-burst parse and are bounded.
+func TestIAMRateFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string // "" = valid
+	}{
+		{name: "defaults", args: nil},
+		{name: "fractional rate", args: []string{"--iam-rate-limit=0.5", "--iam-rate-burst=1"}},
+		{name: "zero rate", args: []string{"--iam-rate-limit=0"}, wantErr: "--iam-rate-limit 0 must be within (0, 1000]"},
+		{name: "negative rate", args: []string{"--iam-rate-limit=-1"}, wantErr: "--iam-rate-limit -1"},
+		{name: "rate too high", args: []string{"--iam-rate-limit=5000"}, wantErr: "--iam-rate-limit 5000"},
+		{name: "zero burst", args: []string{"--iam-rate-burst=0"}, wantErr: "--iam-rate-burst 0 must be within 1-10000"},
+		{name: "burst too high", args: []string{"--iam-rate-burst=20000"}, wantErr: "--iam-rate-burst 20000"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newTrustOptions()
+			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			o.addFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			errs := errors.Join(o.validate()...)
+			switch {
+			case tc.wantErr == "" && errs != nil:
+				t.Errorf("validate: %v", errs)
+			case tc.wantErr != "" && (errs == nil || !strings.Contains(errs.Error(), tc.wantErr)):
+				t.Errorf("validate = %v, want an error containing %q", errs, tc.wantErr)
 			}
 		})
 	}

@@ -168,6 +168,10 @@ func TestSchemaRejects(t *testing.T) {
 		{"digest without algorithm", values{"image": values{"digest": "latest"}}, "/image/digest"},
 		{"issuer URL without https", values{"trustCheck": values{"oidcIssuerURL": "http://oidc.example.com"}}, "/trustCheck/oidcIssuerURL"},
 		{"IAM concurrency above 100", values{"trustCheck": values{"iamMaxConcurrency": 1000}}, "/trustCheck/iamMaxConcurrency"},
+		{"IAM rate limit of zero", values{"trustCheck": values{"iamRateLimit": 0}}, "/trustCheck/iamRateLimit"},
+		{"IAM rate limit as a string", values{"trustCheck": values{"iamRateLimit": "5/s"}}, "/trustCheck/iamRateLimit"},
+		{"IAM burst of zero", values{"trustCheck": values{"iamRateBurst": 0}}, "/trustCheck/iamRateBurst"},
+		{"IAM burst above 10000", values{"trustCheck": values{"iamRateBurst": 100000}}, "/trustCheck/iamRateBurst"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

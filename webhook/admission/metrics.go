@@ -24,6 +24,9 @@ type Metrics struct {
 	Panics       *prometheus.CounterVec   // webhook
 	PodMutations *prometheus.CounterVec   // outcome
 	TrustChecks  *prometheus.CounterVec   // verdict
+	// TrustRateLimited counts trust checks left undetermined because the webhook's own
+	// limit on IAM calls was spent (also counted in TrustChecks as undetermined).
+	TrustRateLimited prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered, for tests).
@@ -51,9 +54,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "irsa_webhook_trust_checks_total",
 			Help: "ServiceAccount trust-policy checks by verdict: trusted, not_trusted, undetermined.",
 		}, []string{"verdict"}),
+		TrustRateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "irsa_webhook_trust_checks_rate_limited_total",
+			Help: "ServiceAccount trust checks left undetermined because the webhook's limit on IAM GetRole calls (--iam-rate-limit, --iam-rate-burst) was spent.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.Duration, m.Panics, m.PodMutations, m.TrustChecks)
+		reg.MustRegister(m.Requests, m.Duration, m.Panics, m.PodMutations, m.TrustChecks, m.TrustRateLimited)
 	}
 	return m
 }

@@ -31,6 +31,9 @@ var (
 	// that account is unknown and IAM has no such role in it). GetRole cannot read roles of
 	// other accounts, so this says nothing about whether the role exists or trusts anyone.
 	ErrOtherAccount = errors.New("role not readable from the webhook's AWS account")
+	// ErrRateLimited: the webhook's own limit on GetRole calls was reached; no call was
+	// made, and nothing is cached, so a later check of the role calls IAM.
+	ErrRateLimited = errors.New("rate limited")
 	// ErrInvalidARN: the role ARN does not parse; no call was made.
 	ErrInvalidARN = errors.New("invalid role ARN")
 )
@@ -39,7 +42,7 @@ var (
 // (one of the Err* sentinels), a human explanation, and the underlying cause.
 type Error struct {
 	RoleARN string
-	Class   error  // ErrNotFound, ErrOtherAccount, ErrAccessDenied, ErrThrottled, ErrUnavailable or ErrInvalidARN
+	Class   error  // ErrNotFound, ErrOtherAccount, ErrAccessDenied, ErrThrottled, ErrUnavailable, ErrRateLimited or ErrInvalidARN
 	Detail  string // what went wrong in words, may be empty
 	Err     error  // the cause (SDK, network, file system error), may be nil
 }

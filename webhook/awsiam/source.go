@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 )
@@ -33,6 +34,15 @@ const (
 	// (waiting for a call slot has its own, equal bound). Callers bound their own wait
 	// with their ctx; this bounds how long a call may hold a slot.
 	DefaultCallTimeout = 2 * time.Second
+	// DefaultRateLimit and DefaultRateBurst bound GetRole calls per webhook process (a
+	// token bucket): IAM throttles per AWS account, so every distinct role name a tenant
+	// writes must not cost a call. 50 new roles at once pass; past that, 5 a second.
+	DefaultRateLimit = 5.0
+	DefaultRateBurst = 50
+	// MaxRateWait is how long a lookup may wait for the next token before it is answered
+	// ErrRateLimited: it smooths a burst just past the bucket, and is short enough that a
+	// rate-limited check still answers well within its deadline.
+	MaxRateWait = 250 * time.Millisecond
 )
 
 // maxEntries bounds the cache: ServiceAccounts can name arbitrary ARNs, and every distinct
@@ -51,6 +61,8 @@ type Options struct {
 	NegativeTTL    time.Duration    // not found / access denied cache (DefaultNegativeTTL)
 	MaxConcurrency int              // concurrent GetRole calls (DefaultMaxConcurrency)
 	CallTimeout    time.Duration    // deadline of one GetRole call (DefaultCallTimeout)
+	RateLimit      float64          // GetRole calls per second, sustained (DefaultRateLimit)
+	RateBurst      int              // GetRole calls at once past a quiet spell (DefaultRateBurst)
 	Now            func() time.Time // clock for cache expiry (time.Now)
 	// AccountID is the AWS account of the Client's credentials (see CallerAccount); ""
 	// when unknown. Roles of other accounts are reported as ErrOtherAccount without a
@@ -60,7 +72,8 @@ type Options struct {
 }
 
 // Source fetches trust policies with IAM GetRole, caches them (and failures) per role ARN,
-// and makes at most one call per role at a time. It is safe for concurrent use.
+// makes at most one call per role at a time, and at most RateBurst + RateLimit × seconds
+// calls in all. It is safe for concurrent use.
 type Source struct {
 	client       Client
 	ttl          time.Duration
@@ -70,6 +83,7 @@ type Source struct {
 	now          func() time.Time
 	accountID    string
 	slots        chan struct{} // semaphore bounding concurrent GetRole calls
+	limiter      *rate.Limiter // token bucket bounding the rate of GetRole calls
 	flights      singleflight.Group
 
 	mu    sync.RWMutex
@@ -101,6 +115,9 @@ func New(ctx context.Context, o Options) (*Source, error) {
 	if o.MaxConcurrency < 0 {
 		problems = append(problems, fmt.Sprintf("MaxConcurrency must not be negative, got %d", o.MaxConcurrency))
 	}
+	if o.RateLimit < 0 || o.RateBurst < 0 {
+		problems = append(problems, fmt.Sprintf("RateLimit and RateBurst must not be negative, got %g and %d", o.RateLimit, o.RateBurst))
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("configure IAM trust source: %s", strings.Join(problems, "; "))
 	}
@@ -122,6 +139,14 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		n = DefaultMaxConcurrency
 	}
 	s.slots = make(chan struct{}, n)
+	limit, burst := o.RateLimit, o.RateBurst
+	if limit == 0 {
+		limit = DefaultRateLimit
+	}
+	if burst == 0 {
+		burst = DefaultRateBurst
+	}
+	s.limiter = rate.NewLimiter(rate.Limit(limit), burst)
 	return s, nil
 }
 
@@ -134,7 +159,8 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // TrustPolicy returns the trust policy (AssumeRolePolicyDocument) of the role as plain
 // JSON, decoded from IAM's URL encoding exactly once. Errors are *Error, classed as
-// ErrInvalidARN, ErrNotFound, ErrAccessDenied, ErrThrottled or ErrUnavailable.
+// ErrInvalidARN, ErrNotFound, ErrOtherAccount, ErrAccessDenied, ErrThrottled,
+// ErrUnavailable or ErrRateLimited.
 //
 // Concurrent lookups of one role share one GetRole call. The call runs under its own
 // deadline (CallTimeout), detached from ctx, so its answer is cached even if every caller
@@ -203,6 +229,9 @@ func (s *Source) fetch(callerCtx context.Context, a irsa.RoleARN) (string, *Erro
 	// eat the call's time and then be cached as an IAM timeout. Callers do not wait
 	// longer than their own ctx either way.
 	detached := context.WithoutCancel(callerCtx)
+	if e := s.take(detached, key); e != nil {
+		return "", e // a local limit, not an IAM answer: not cached
+	}
 	wait := time.NewTimer(s.callTimeout)
 	defer wait.Stop()
 	select {
@@ -218,6 +247,18 @@ func (s *Source) fetch(callerCtx context.Context, a irsa.RoleARN) (string, *Erro
 	<-s.slots
 	s.store(key, doc, e)
 	return doc, e
+}
+
+// take waits for a token of the rate limiter, at most MaxRateWait; past that the lookup
+// is ErrRateLimited. A wait that could not end in time takes no token.
+func (s *Source) take(ctx context.Context, key string) *Error {
+	ctx, cancel := context.WithTimeout(ctx, MaxRateWait)
+	defer cancel()
+	if err := s.limiter.Wait(ctx); err != nil {
+		return &Error{RoleARN: key, Class: ErrRateLimited,
+			Detail: fmt.Sprintf("the webhook's limit of %g IAM calls a second (burst %d) is spent", float64(s.limiter.Limit()), s.limiter.Burst())}
+	}
+	return nil
 }
 
 // getRole calls IAM and turns its answer into the decoded trust policy.

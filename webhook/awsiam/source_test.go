@@ -599,8 +599,9 @@ func TestNewValidatesOptions(t *testing.T) {
 		{name: "no client", opts: awsiam.Options{}, want: []string{"Client is required"}},
 		{
 			name: "negative values",
-			opts: awsiam.Options{TTL: -1, NegativeTTL: -1, CallTimeout: -1, MaxConcurrency: -1},
-			want: []string{"Client is required", "TTL must not be negative", "NegativeTTL must not be negative", "CallTimeout must not be negative", "MaxConcurrency must not be negative"},
+			opts: awsiam.Options{TTL: -1, NegativeTTL: -1, CallTimeout: -1, MaxConcurrency: -1, RateLimit: -1},
+			want: []string{"Client is required", "TTL must not be negative", "NegativeTTL must not be negative", "CallTimeout must not be negative", "MaxConcurrency must not be negative",
+				"RateLimit and RateBurst must not be negative"},
 		},
 	}
 	for _, tt := range tests {
@@ -615,6 +616,83 @@ func TestNewValidatesOptions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTrustPolicyRateLimit: lookups of many distinct roles cost at most burst + rate ×
+// duration GetRole calls; the others answer ErrRateLimited at once, uncached.
+func TestTrustPolicyRateLimit(t *testing.T) {
+	const (
+		limit   = 20.0
+		burst   = 10
+		lookups = 500
+		workers = 25
+	)
+	srv, client := newIAM(t)
+	src := newSource(t, awsiam.Options{Client: client, RateLimit: limit, RateBurst: burst})
+	var limited, slowest atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < lookups; i += workers {
+				began := time.Now()
+				_, err := src.TrustPolicy(context.Background(), roleARN(fmt.Sprintf("unique-%d", i)))
+				took := time.Since(began)
+				for old := slowest.Load(); int64(took) > old && !slowest.CompareAndSwap(old, int64(took)); old = slowest.Load() {
+				}
+				switch {
+				case errors.Is(err, awsiam.ErrRateLimited):
+					limited.Add(1)
+				case !errors.Is(err, awsiam.ErrNotFound):
+					t.Errorf("lookup %d: %v, want not found or rate limited", i, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	calls := srv.TotalCalls()
+	if bound := burst + int(limit*elapsed.Seconds()) + 1; calls > bound {
+		t.Errorf("%d lookups of distinct roles in %s made %d GetRole calls, want at most burst + rate × duration = %d", lookups, elapsed, calls, bound)
+	}
+	if calls+int(limited.Load()) != lookups {
+		t.Errorf("%d calls + %d rate limited != %d lookups", calls, limited.Load(), lookups)
+	}
+	if d := time.Duration(slowest.Load()); d > awsiam.MaxRateWait+time.Second {
+		t.Errorf("slowest lookup took %s: a rate-limited lookup must not wait long", d)
+	}
+	t.Logf("%d lookups in %s: %d GetRole calls, %d rate limited", lookups, elapsed.Round(time.Millisecond), calls, limited.Load())
+}
+
+// TestTrustPolicyRateLimitedIsNotCached: a lookup refused by the local limit is tried
+// again once the bucket has a token, and a role IAM does not know is then cached.
+func TestTrustPolicyRateLimitedIsNotCached(t *testing.T) {
+	srv, client := newIAM(t)
+	src := newSource(t, awsiam.Options{Client: client, RateLimit: 1, RateBurst: 1})
+	ctx := context.Background()
+	if _, err := src.TrustPolicy(ctx, roleARN("first")); !errors.Is(err, awsiam.ErrNotFound) {
+		t.Fatalf("first lookup: %v, want not found", err)
+	}
+	if _, err := src.TrustPolicy(ctx, roleARN("second")); !errors.Is(err, awsiam.ErrRateLimited) || !strings.Contains(err.Error(), "rate limited") {
+		t.Fatalf("second lookup at once: %v, want rate limited", err)
+	}
+	// The bucket refills in real time, one token a second: poll until the lookup gets one.
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		_, err := src.TrustPolicy(ctx, roleARN("second"))
+		if errors.Is(err, awsiam.ErrNotFound) {
+			break
+		}
+		if !errors.Is(err, awsiam.ErrRateLimited) || time.Now().After(deadline) {
+			t.Fatalf("second lookup, later: %v, want not found once the bucket refilled (a rate-limited answer is not cached)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := src.TrustPolicy(ctx, roleARN("second")); !errors.Is(err, awsiam.ErrNotFound) {
+		t.Fatalf("second lookup again: %v, want the cached not found", err)
+	}
+	if got := srv.Calls("second"); got != 1 {
+		t.Errorf("GetRole calls for the unknown role = %d, want 1 (negatively cached)", got)
 	}
 }
 

@@ -2,6 +2,7 @@ package serviceaccount
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
+	"github.com/irsa-webhook/irsa-webhook/webhook/awsiam"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
 )
@@ -105,6 +107,9 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 	}
 	v := h.verify(ctx, role, sa.Namespace, sa.Name, audience)
 	h.Metrics.TrustChecks.WithLabelValues(VerdictLabel(v.Result)).Inc()
+	if errors.Is(v.Err, awsiam.ErrRateLimited) {
+		h.Metrics.TrustRateLimited.Inc()
+	}
 	if h.Events != nil && !req.IsDryRun() && v.Result != trustpolicy.Trusted {
 		reason := ReasonUnverified
 		if v.Result == trustpolicy.NotTrusted {

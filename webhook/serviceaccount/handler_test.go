@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,5 +275,44 @@ func TestOnInternalError(t *testing.T) {
 				t.Errorf("OnInternalError() = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestHandlerUniqueRoleNamesAreRateLimited: 1,000 admissions naming 1,000 distinct roles
+// (each would defeat the cache) cost at most the bucket's burst plus rate × duration
+// GetRole calls at the IAM endpoint; the others are "not verified (rate limited)", counted.
+func TestHandlerUniqueRoleNamesAreRateLimited(t *testing.T) {
+	const admissions, workers = 1000, 50
+	srv := iamserver.New()
+	defer srv.Close()
+	src := newSource(t, srv) // the defaults: awsiam.DefaultRateLimit, awsiam.DefaultRateBurst
+	srv.ResetCalls()         // the STS caller-identity call made by newSource
+	m := admission.NewMetrics(nil)
+	h := &serviceaccount.Handler{Mode: serviceaccount.Enforce, Timeout: 2 * time.Second, IssuerURL: issuer, Defaults: irsa.NewDefaults(),
+		Source: src, Metrics: m, Log: logr.Discard()}
+	var limitedWarnings atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < admissions; i += workers {
+				resp := h.Handle(context.Background(), saRequest(admissionv1.Create, "tenant", fmt.Sprintf("sa-%d", i),
+					role(fmt.Sprintf("arn:aws:iam::123456789012:role/unique-%d", i)), nil, false))
+				if resp.Allowed && len(resp.Warnings) == 1 && strings.Contains(resp.Warnings[0], "rate limited") {
+					limitedWarnings.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	calls := srv.TotalCalls()
+	bound := awsiam.DefaultRateBurst + int(awsiam.DefaultRateLimit*elapsed.Seconds()) + 1
+	t.Logf("%d admissions with distinct roles in %s: %d GetRole calls (bound %d), %d rate limited", admissions, elapsed.Round(time.Millisecond), calls, bound, limitedWarnings.Load())
+	if calls > bound {
+		t.Errorf("%d GetRole calls, want at most burst + rate × duration = %d", calls, bound)
+	}
+	if got := testutil.ToFloat64(m.TrustRateLimited); int(got) != admissions-calls || int(limitedWarnings.Load()) != admissions-calls {
+		t.Errorf("rate-limited metric %v, rate-limited warnings %d, want %d each (admissions without a call)", got, limitedWarnings.Load(), admissions-calls)
 	}
 }

@@ -29,6 +29,7 @@ type Verdict struct {
 	RoleARN  string
 	Subject  string // system:serviceaccount:NS:NAME
 	Audience string
+	Err      error // the trust source's error when the policy could not be fetched (an *awsiam.Error)
 }
 
 // Verify fetches the role's trust policy and evaluates it for the request. Every failure
@@ -51,7 +52,7 @@ func Verify(ctx context.Context, src TrustSource, r trustpolicy.Request) Verdict
 		v.Result, v.Reasons = trustpolicy.NotTrusted, []string{"role " + r.RoleARN + " does not exist"}
 		return v
 	case err != nil:
-		v.Result, v.Reasons = trustpolicy.Undetermined, []string{err.Error()}
+		v.Result, v.Reasons, v.Err = trustpolicy.Undetermined, []string{err.Error()}, err
 		return v
 	}
 	v.Policy = doc
