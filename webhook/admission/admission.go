@@ -14,7 +14,6 @@
 package admission
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/json/jsontext"
@@ -23,7 +22,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -32,10 +30,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
-
-// MaxBodyBytes bounds a request body: an AdmissionReview holds at most two objects of
-// etcd's 1.5 MiB limit each (stored as JSON at up to twice that), plus the envelope.
-const MaxBodyBytes = 7 << 20
 
 // Request is an admission request with its objects decoded into T: only the fields a
 // handler reads, in one pass over the body (see the package comment).
@@ -105,13 +99,21 @@ type Server[T any] struct {
 	log             logr.Logger
 	metrics         *Metrics
 	onInternalError OnInternalError
+	bodies          *BodyBudget // shared by every Server of the process (see body.go)
 }
 
 // NewServer returns the HTTP adapter for handler; name is the metric label ("pod",
 // "serviceaccount"). Internal errors are admitted (AdmitOnInternalError) unless
 // SetOnInternalError says otherwise.
 func NewServer[T any](name string, h Handler[T], log logr.Logger, m *Metrics) *Server[T] {
-	return &Server[T]{name: name, handler: h, log: log.WithValues("webhook", name), metrics: m}
+	return &Server[T]{name: name, handler: h, log: log.WithValues("webhook", name), metrics: m, bodies: sharedBodies}
+}
+
+// WithBodyBudget makes s charge its request bodies to b instead of the process-wide budget
+// of MaxBodyBytesInFlight (for tests).
+func (s *Server[T]) WithBodyBudget(b *BodyBudget) *Server[T] {
+	s.bodies = b
+	return s
 }
 
 // SetOnInternalError sets how the server answers when its handler panics or returns no
@@ -124,9 +126,13 @@ func (s *Server[T]) SetOnInternalError(p OnInternalError) *Server[T] {
 // ServeHTTP implements http.Handler.
 func (s *Server[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rv, status, err := readReview[T](w, r)
+	rv, status, err := readReview[T](w, r, s.bodies)
 	if err != nil {
-		s.metrics.observe(s.name, ResultBadRequest, start)
+		result := ResultBadRequest
+		if status == http.StatusTooManyRequests {
+			result = ResultOverloaded
+		}
+		s.metrics.observe(s.name, result, start)
 		s.log.V(1).Info("rejected malformed admission request", "status", status, "reason", err.Error(), "remoteAddr", r.RemoteAddr)
 		http.Error(w, err.Error(), status)
 		return
@@ -168,28 +174,25 @@ func (s *Server[T]) handle(ctx context.Context, req *Request[T]) (resp *admissio
 	return resp
 }
 
-func readReview[T any](w http.ResponseWriter, r *http.Request) (*Review[T], int, error) {
+func readReview[T any](w http.ResponseWriter, r *http.Request, budget *BodyBudget) (*Review[T], int, error) {
 	if r.Method != http.MethodPost {
 		return nil, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed: admission reviews are POSTed", r.Method)
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("content type %q not supported: want application/json", r.Header.Get("Content-Type"))
 	}
-	buf := bodies.Get().(*bytes.Buffer)
-	defer putBody(buf)
-	if r.ContentLength > 0 && r.ContentLength <= MaxBodyBytes {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead) // one allocation at most, usually none
+	if r.ContentLength > MaxBodyBytes { // refused before a byte of it is read
+		return nil, refuseBody(w, errBodyTooLarge), errBodyTooLarge
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	body := buf.Bytes()
+	body, err := readBody(r.Body, r.ContentLength, MaxBodyBytes, budget)
+	defer body.release()
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body exceeds %d bytes", MaxBodyBytes)
+		if errors.Is(err, errBodyTooLarge) || errors.Is(err, errBodiesInFlight) {
+			return nil, refuseBody(w, err), err
 		}
-		return nil, http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
+		return nil, http.StatusBadRequest, err
 	}
-	rv, err := DecodeReview[T](body)
+	rv, err := DecodeReview[T](body.bytes())
 	if err != nil {
 		return nil, http.StatusBadRequest, err
 	}
@@ -218,20 +221,6 @@ func boundWarnings(ws []string) []string {
 		}
 	}
 	return ws
-}
-
-// bodies recycles request-body buffers: decoding copies what it keeps, so a body is garbage
-// as soon as its review is decoded.
-var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledBody keeps an occasional huge request from pinning its buffer in the pool.
-const maxPooledBody = 256 << 10
-
-func putBody(b *bytes.Buffer) {
-	if b.Cap() <= maxPooledBody {
-		b.Reset()
-		bodies.Put(b)
-	}
 }
 
 // decodeOptions: encoding/json/v2 validates and decodes in one pass (v1 scans the whole

@@ -13,6 +13,7 @@ const (
 	ResultMutated    = "mutated"     // allowed with a patch
 	ResultDenied     = "denied"      // denied by the handler (trust check in enforce mode)
 	ResultBadRequest = "bad_request" // malformed HTTP request, answered 4xx
+	ResultOverloaded = "overloaded"  // refused with 429: the request bodies in flight filled MaxBodyBytesInFlight
 	ResultError      = "error"       // the response could not be written
 )
 
