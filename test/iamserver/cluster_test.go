@@ -2,8 +2,6 @@ package iamserver_test
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -61,21 +59,6 @@ func controlPlane(t *testing.T) *controlplane.ControlPlane {
 		t.Fatal(cluster.err)
 	}
 	return cluster.cp
-}
-
-// issuerEndpoint is where STS finds the cluster's discovery document and keys: on the
-// apiserver, over HTTPS with its CA, anonymously (as AWS fetches them).
-func issuerEndpoint(t *testing.T, cp *controlplane.ControlPlane) iamserver.IssuerEndpoint {
-	t.Helper()
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(cp.CACertPEM()) {
-		t.Fatal("no certificate in the apiserver's CA")
-	}
-	return iamserver.IssuerEndpoint{
-		DiscoveryURL: cp.Host() + "/.well-known/openid-configuration",
-		JWKSURL:      cp.Host() + "/openid/v1/jwks",
-		Client:       &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
-	}
 }
 
 // waitAnonymousDiscovery polls until the apiserver serves the discovery document to an
@@ -139,7 +122,12 @@ func TestWebIdentityFromTheCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	endpoint := issuerEndpoint(t, cp)
+	// STS finds the cluster's discovery document and keys on the apiserver (the issuer's
+	// host does not resolve), over HTTPS with its CA.
+	endpoint, err := iamserver.APIServerEndpoint(cp.Host(), cp.CACertPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitAnonymousDiscovery(t, endpoint)
 	for _, ns := range []string{"production", "staging"} {
 		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {

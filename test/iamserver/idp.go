@@ -2,6 +2,8 @@ package iamserver
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,6 +42,26 @@ type IssuerEndpoint struct {
 	// Client makes both requests, e.g. with the apiserver's CA in its TLS configuration; nil
 	// means a client with the system roots. Requests are anonymous, as AWS's are.
 	Client *http.Client
+}
+
+// APIServerEndpoint is the IssuerEndpoint of a kube-apiserver that serves its issuer's
+// discovery document and JWKS itself (/.well-known/openid-configuration, /openid/v1/jwks) at
+// host (https://HOST:PORT), with a serving certificate from the PEM CA bundle caPEM. The
+// apiserver answers anonymous clients only once the system:service-account-issuer-discovery
+// ClusterRole is bound to system:unauthenticated, as a public issuer needs.
+func APIServerEndpoint(host string, caPEM []byte) (IssuerEndpoint, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return IssuerEndpoint{}, fmt.Errorf("issuer endpoint %s: no PEM certificate in the CA bundle", host)
+	}
+	host = strings.TrimRight(host, "/")
+	return IssuerEndpoint{
+		DiscoveryURL: host + "/.well-known/openid-configuration",
+		JWKSURL:      host + "/openid/v1/jwks",
+		Client: &http.Client{Timeout: idpTimeout, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		}},
+	}, nil
 }
 
 // SetIssuerEndpoint tells STS where to fetch the keys of tokens whose iss is issuerURL.
