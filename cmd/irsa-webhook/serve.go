@@ -119,9 +119,13 @@ func runServe(ctx context.Context, args []string, s streams) error {
 		return fmt.Errorf("add serviceaccount cache: %w", err)
 	}
 	m := admission.NewMetrics(metrics.Registry)
+	podSAs, err := o.mapping.serviceAccounts(mgr, cfg, sas, o.defaults.AnnotationPrefix, metrics.Registry, log.WithName("mapping"))
+	if err != nil {
+		return err
+	}
 	podHandler := &pod.Handler{
 		Defaults:           o.defaults,
-		ServiceAccounts:    sas,
+		ServiceAccounts:    podSAs,
 		ExcludedNamespaces: admission.ExcludedNamespaces(o.excludedNamespaces),
 		Metrics:            m,
 		Log:                log.WithName("pod"),

@@ -49,6 +49,7 @@ type serveOptions struct {
 	profiling          bool
 	trust              trustOptions
 	cert               certOptions
+	mapping            mappingOptions
 }
 
 func newServeOptions() *serveOptions {
@@ -68,6 +69,7 @@ func newServeOptions() *serveOptions {
 		shutdownDelay:      defaultShutdownDelay,
 		trust:              newTrustOptions(),
 		cert:               newCertOptions(),
+		mapping:            newMappingOptions(),
 	}
 }
 
@@ -92,6 +94,7 @@ func (o *serveOptions) flagSet() *flag.FlagSet {
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", o.shutdownDelay, "on SIGTERM, report not ready but keep serving this long before stopping, so the API server stops sending requests first")
 	o.trust.addFlags(fs)
 	o.cert.addFlags(fs)
+	o.mapping.addFlags(fs)
 	return fs
 }
 
@@ -124,6 +127,7 @@ func (o *serveOptions) validate() error {
 	}
 	errs = append(errs, o.trust.validate()...)
 	errs = append(errs, o.cert.validate()...)
+	errs = append(errs, o.mapping.validate()...)
 	return joinProblems(errs)
 }
 

@@ -141,7 +141,7 @@ func setUp() error {
 		Kubeconfig:  suite.cp.KubeconfigPath(),
 		TLS:         suite.tls,
 		LogPath:     filepath.Join(suite.dir, "webhook.log"),
-		Args:        append(slices.Clone(baseArgs), "--excluded-namespaces=kube-system,"+excludedNamespace),
+		Args:        append(slices.Clone(baseArgs), "--excluded-namespaces=kube-system,"+excludedNamespace, "--watch-config-map", "--config-map-namespace="+mappingNamespace),
 		StopTimeout: stopTimeout,
 	})
 	if err != nil {
@@ -158,7 +158,7 @@ func setUp() error {
 	if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("register the webhook: %w", err)
 	}
-	for _, ns := range []string{probeNamespace, excludedNamespace} {
+	for _, ns := range []string{probeNamespace, excludedNamespace, mappingNamespace} {
 		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create namespace %s: %w", ns, err)
 		}
