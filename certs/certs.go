@@ -1,5 +1,5 @@
 // Package certs creates the small PKI a webhook needs: a CA, serving certificates for given DNS
-// names and IPs, client certificates, and the decision whether a certificate must be rotated.
+// names and IPs, and the decision whether a certificate must be rotated.
 //
 // Everything here is pure: the current time is passed in, nothing is read from or written to
 // disk, and only the standard library's crypto is used. Keys are ECDSA P-256 and PEM-encoded as
@@ -36,7 +36,7 @@ const (
 	serialNumberLen = 128 // bits; RFC 5280 allows up to 20 octets
 )
 
-// CA is a certificate authority that issues serving and client certificates.
+// CA is a certificate authority that issues serving certificates.
 type CA struct {
 	cert    *x509.Certificate
 	key     crypto.Signer
@@ -143,23 +143,6 @@ func (ca *CA) Issue(dnsNames []string, ips []net.IP, now time.Time, validity tim
 	certPEM, keyPEM, err = ca.issue(tmpl, now, validity)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issue serving certificate for %q %v: %w", dnsNames, ips, err)
-	}
-	return certPEM, keyPEM, nil
-}
-
-// IssueClient creates a client certificate (ExtKeyUsage ClientAuth). Kubernetes reads the user
-// name from the common name and the groups from the organizations (O=system:masters is admin).
-func (ca *CA) IssueClient(commonName string, orgs []string, now time.Time, validity time.Duration) (certPEM, keyPEM []byte, err error) {
-	if commonName == "" {
-		return nil, nil, errors.New("issue client certificate: common name is empty")
-	}
-	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: commonName, Organization: append([]string(nil), orgs...)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	certPEM, keyPEM, err = ca.issue(tmpl, now, validity)
-	if err != nil {
-		return nil, nil, fmt.Errorf("issue client certificate for %q: %w", commonName, err)
 	}
 	return certPEM, keyPEM, nil
 }

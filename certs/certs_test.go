@@ -307,55 +307,6 @@ func sans(cert *x509.Certificate) []string {
 	return out
 }
 
-func TestIssueClient(t *testing.T) {
-	ca := mustCA(t, 24*time.Hour)
-	tests := []struct {
-		name    string
-		cn      string
-		orgs    []string
-		wantErr string
-	}{
-		{name: "cluster admin", cn: "admin", orgs: []string{"system:masters"}},
-		{name: "no groups", cn: "alice"},
-		{name: "two groups", cn: "bob", orgs: []string{"dev", "ops"}},
-		{name: "empty common name", cn: "", orgs: []string{"system:masters"}, wantErr: "common name is empty"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			certPEM, keyPEM, err := ca.IssueClient(tt.cn, tt.orgs, t0, time.Hour)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("IssueClient error = %v, want one containing %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("IssueClient: %v", err)
-			}
-			cert := mustParse(t, certPEM)
-			if cert.Subject.CommonName != tt.cn || !slices.Equal(cert.Subject.Organization, tt.orgs) {
-				t.Errorf("subject = %q %q, want %q %q", cert.Subject.CommonName, cert.Subject.Organization, tt.cn, tt.orgs)
-			}
-			if len(cert.DNSNames)+len(cert.IPAddresses) != 0 {
-				t.Errorf("client certificate has SANs %v %v", cert.DNSNames, cert.IPAddresses)
-			}
-			if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
-				t.Errorf("certificate and key do not form a TLS key pair: %v", err)
-			}
-			roots := x509.NewCertPool()
-			roots.AppendCertsFromPEM(ca.CertPEM())
-			if _, err := cert.Verify(x509.VerifyOptions{
-				Roots: roots, CurrentTime: t0, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-			}); err != nil {
-				t.Errorf("x509 Verify for ClientAuth: %v", err)
-			}
-			if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: t0}); err == nil {
-				t.Errorf("client certificate verified for ServerAuth, want an ExtKeyUsage error")
-			}
-		})
-	}
-}
-
 func TestVerify(t *testing.T) {
 	ca := mustCA(t, 24*time.Hour)
 	other := mustCA(t, 24*time.Hour)

@@ -259,7 +259,7 @@ func (cp *ControlPlane) writePKI(dir string, now time.Time) (pkiFiles, error) {
 	if err != nil {
 		return f, err
 	}
-	adminCert, adminKey, err := cp.clientCA.IssueClient(AdminUser, []string{"system:masters"}, now, certValidity)
+	adminCert, adminKey, err := issueClient(cp.clientCA, AdminUser, []string{"system:masters"}, now, certValidity)
 	if err != nil {
 		return f, err
 	}
@@ -368,7 +368,7 @@ func (cp *ControlPlane) Config() *rest.Config { return rest.CopyConfig(cp.admin)
 // UserConfig returns a client configuration authenticating as name in groups, with a client
 // certificate from the apiserver's client CA: for RBAC tests without impersonation.
 func (cp *ControlPlane) UserConfig(name string, groups []string) (*rest.Config, error) {
-	certPEM, keyPEM, err := cp.clientCA.IssueClient(name, groups, time.Now(), certValidity)
+	certPEM, keyPEM, err := issueClient(cp.clientCA, name, groups, time.Now(), certValidity)
 	if err != nil {
 		return nil, fmt.Errorf("create client configuration for user %q: %w", name, err)
 	}
