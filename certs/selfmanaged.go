@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -120,7 +119,8 @@ func ServiceDNSNames(service, namespace string) []string {
 // a controller-runtime manager.Runnable that runs on every replica (no leader election): the
 // replicas agree on one CA through the Secret's optimistic concurrency.
 type Manager struct {
-	opts Options
+	opts  Options
+	files *pairFiles // nil unless CertFile and KeyFile are set
 
 	mu       sync.RWMutex
 	cert     *tls.Certificate // served pair, nil before the first successful check
@@ -139,7 +139,11 @@ func NewManager(opts Options) (*Manager, error) {
 	}
 	o.DNSNames = slices.Clone(o.DNSNames)
 	o.IPAddresses = slices.Clone(o.IPAddresses)
-	return &Manager{opts: o}, nil
+	m := &Manager{opts: o}
+	if o.CertFile != "" {
+		m.files = &pairFiles{certFile: o.CertFile, keyFile: o.KeyFile, log: o.Log}
+	}
+	return m, nil
 }
 
 func (o Options) withDefaults() Options {
@@ -670,58 +674,8 @@ func (m *Manager) install(mat material) error {
 		m.mu.Unlock()
 		m.opts.Log.Info("serving certificate loaded", "secret", m.secretRef(), "notAfter", pair.Leaf.NotAfter.UTC().Format(time.RFC3339), "dnsNames", pair.Leaf.DNSNames)
 	}
-	if m.opts.CertFile == "" {
+	if m.files == nil {
 		return nil
 	}
-	// The key first: a reader that sees the new key with the old certificate fails to load
-	// the pair and keeps its previous one until the certificate follows.
-	var written []string
-	for _, f := range []struct {
-		path string
-		data []byte
-		perm os.FileMode
-	}{{m.opts.KeyFile, mat.key, 0o600}, {m.opts.CertFile, mat.cert, 0o644}} {
-		if old, err := os.ReadFile(f.path); err == nil && bytes.Equal(old, f.data) {
-			continue
-		}
-		if err := writeFileAtomic(f.path, f.data, f.perm); err != nil {
-			return err
-		}
-		written = append(written, f.path)
-	}
-	if len(written) > 0 {
-		m.opts.Log.Info("serving certificate files written", "files", written)
-	}
-	return nil
-}
-
-// writeFileAtomic writes data to a temporary file next to path and renames it over path, so
-// that a reader sees the old or the new content, never a partial one. (os.WriteFile truncates
-// in place; no listed library does this.)
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("create directory for %s: %w", path, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(perm)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return m.files.write(mat.cert, mat.key)
 }
