@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -119,8 +117,9 @@ func ServiceDNSNames(service, namespace string) []string {
 // a controller-runtime manager.Runnable that runs on every replica (no leader election): the
 // replicas agree on one CA through the Secret's optimistic concurrency.
 type Manager struct {
-	opts  Options
-	files *pairFiles // nil unless CertFile and KeyFile are set
+	opts      Options
+	injectors []injector // one per webhook configuration named
+	files     *pairFiles // nil unless CertFile and KeyFile are set
 
 	mu       sync.RWMutex
 	cert     *tls.Certificate // served pair, nil before the first successful check
@@ -139,7 +138,10 @@ func NewManager(opts Options) (*Manager, error) {
 	}
 	o.DNSNames = slices.Clone(o.DNSNames)
 	o.IPAddresses = slices.Clone(o.IPAddresses)
-	m := &Manager{opts: o}
+	m := &Manager{
+		opts:      o,
+		injectors: caBundleInjectors(o.Client.AdmissionregistrationV1(), o.MutatingWebhookConfiguration, o.ValidatingWebhookConfiguration, o.Log),
+	}
 	if o.CertFile != "" {
 		m.files = &pairFiles{certFile: o.CertFile, keyFile: o.KeyFile, log: o.Log}
 	}
@@ -299,8 +301,8 @@ func (m *Manager) checkOnce(ctx context.Context) error {
 	}
 	bundle := caBundle(mat, now)
 	var errs []error
-	for _, wc := range m.webhookConfigurations() {
-		if err := m.injectCABundle(ctx, wc, bundle); err != nil {
+	for _, inj := range m.injectors {
+		if err := inj.inject(ctx, bundle); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -548,115 +550,6 @@ func notAfter(certPEM []byte) string {
 		return ""
 	}
 	return c.NotAfter.UTC().Format(time.RFC3339)
-}
-
-// webhookConfiguration reads and patches the caBundles of one webhook configuration, mutating
-// or validating.
-type webhookConfiguration struct {
-	kind string
-	name string
-	// get returns the webhooks' names and caBundles, in order.
-	get   func(ctx context.Context) (names []string, bundles [][]byte, err error)
-	patch func(ctx context.Context, jsonPatch []byte) error
-}
-
-func (m *Manager) webhookConfigurations() []webhookConfiguration {
-	api := m.opts.Client.AdmissionregistrationV1()
-	var out []webhookConfiguration
-	if name := m.opts.MutatingWebhookConfiguration; name != "" {
-		out = append(out, webhookConfiguration{
-			kind: "MutatingWebhookConfiguration",
-			name: name,
-			get: func(ctx context.Context) ([]string, [][]byte, error) {
-				c, err := api.MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
-				if err != nil {
-					return nil, nil, err
-				}
-				var names []string
-				var bundles [][]byte
-				for _, w := range c.Webhooks {
-					names, bundles = append(names, w.Name), append(bundles, w.ClientConfig.CABundle)
-				}
-				return names, bundles, nil
-			},
-			patch: func(ctx context.Context, p []byte) error {
-				_, err := api.MutatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, p, metav1.PatchOptions{})
-				return err
-			},
-		})
-	}
-	if name := m.opts.ValidatingWebhookConfiguration; name != "" {
-		out = append(out, webhookConfiguration{
-			kind: "ValidatingWebhookConfiguration",
-			name: name,
-			get: func(ctx context.Context) ([]string, [][]byte, error) {
-				c, err := api.ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
-				if err != nil {
-					return nil, nil, err
-				}
-				var names []string
-				var bundles [][]byte
-				for _, w := range c.Webhooks {
-					names, bundles = append(names, w.Name), append(bundles, w.ClientConfig.CABundle)
-				}
-				return names, bundles, nil
-			},
-			patch: func(ctx context.Context, p []byte) error {
-				_, err := api.ValidatingWebhookConfigurations().Patch(ctx, name, types.JSONPatchType, p, metav1.PatchOptions{})
-				return err
-			},
-		})
-	}
-	return out
-}
-
-// jsonPatchOp is one RFC 6902 operation. The patch sets only the caBundles that differ, each
-// guarded by a test of the webhook's name at that index: fields this client does not know
-// survive (an Update of the typed object would drop them), and a configuration changed in
-// between fails the test instead of getting a caBundle at the wrong webhook.
-type jsonPatchOp struct {
-	Op    string `json:"op"`
-	Path  string `json:"path"`
-	Value any    `json:"value"`
-}
-
-// injectCABundle sets every webhook's caBundle in wc to bundle, re-reading and retrying a few
-// times when the configuration changed in between.
-func (m *Manager) injectCABundle(ctx context.Context, wc webhookConfiguration, bundle []byte) error {
-	for attempt := 1; ; attempt++ {
-		names, bundles, err := wc.get(ctx)
-		if err != nil {
-			return fmt.Errorf("get %s %q to write its caBundle: %w", wc.kind, wc.name, err)
-		}
-		var ops []jsonPatchOp
-		for i, name := range names {
-			if bytes.Equal(bundles[i], bundle) {
-				continue
-			}
-			ops = append(ops,
-				jsonPatchOp{Op: "test", Path: "/webhooks/" + strconv.Itoa(i) + "/name", Value: name},
-				jsonPatchOp{Op: "add", Path: "/webhooks/" + strconv.Itoa(i) + "/clientConfig/caBundle", Value: bundle}, // []byte: base64, as the API wants
-			)
-		}
-		if len(ops) == 0 {
-			return nil
-		}
-		p, err := json.Marshal(ops)
-		if err != nil {
-			return fmt.Errorf("encode caBundle patch of %s %q: %w", wc.kind, wc.name, err)
-		}
-		err = wc.patch(ctx, p)
-		if err == nil {
-			m.opts.Log.Info("caBundle written", "kind", wc.kind, "webhookConfiguration", wc.name, "webhooks", len(ops)/2)
-			return nil
-		}
-		// A failed test operation comes back as 422 Unprocessable Entity (Invalid).
-		if (apierrors.IsConflict(err) || apierrors.IsInvalid(err)) && attempt < maxAttempts {
-			m.opts.Log.V(1).Info("webhook configuration changed concurrently; reading it again", "kind", wc.kind, "webhookConfiguration", wc.name)
-			continue
-		}
-		return fmt.Errorf("patch caBundle of %s %q: %w", wc.kind, wc.name, err)
-	}
 }
 
 // install serves mat's pair and writes it to the files, each only when it changed.
