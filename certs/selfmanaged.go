@@ -4,35 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-)
-
-// Keys of the Secret that holds the self-managed certificate. tls.crt and tls.key are the
-// serving pair (as in a kubernetes.io/tls Secret), ca.crt and ca.key the CA that signed it, and
-// ca-previous.crt the CAs replaced by a CA rotation that are still valid: they stay in the
-// caBundle so that replicas still serving a certificate from the old CA keep being trusted.
-const (
-	SecretKeyCACert      = "ca.crt"
-	SecretKeyCAKey       = "ca.key"
-	SecretKeyCert        = corev1.TLSCertKey
-	SecretKeyKey         = corev1.TLSPrivateKeyKey
-	SecretKeyPreviousCAs = "ca-previous.crt"
 )
 
 // Defaults of the self-managed mode, shared with the flags and the Helm chart.
@@ -116,10 +98,17 @@ func ServiceDNSNames(service, namespace string) []string {
 // CA, writes the CA into the webhook configurations' caBundle and serves the certificate. It is
 // a controller-runtime manager.Runnable that runs on every replica (no leader election): the
 // replicas agree on one CA through the Secret's optimistic concurrency.
+//
+// Each check goes through the Manager's parts in order: the Secret store (secretstore.go) reads
+// the Secret and writes what the pure renewal plan (plan.go) decides; the caBundle injectors
+// (cabundle.go) write the CA into the webhook configurations; then the pair is served and
+// written to files (files.go).
 type Manager struct {
 	opts      Options
-	injectors []injector // one per webhook configuration named
-	files     *pairFiles // nil unless CertFile and KeyFile are set
+	renewal   renewal     // decides what the Secret must hold
+	secret    secretStore // the Secret every replica shares
+	injectors []injector  // one per webhook configuration named
+	files     *pairFiles  // nil unless CertFile and KeyFile are set
 
 	mu       sync.RWMutex
 	cert     *tls.Certificate // served pair, nil before the first successful check
@@ -140,6 +129,8 @@ func NewManager(opts Options) (*Manager, error) {
 	o.IPAddresses = slices.Clone(o.IPAddresses)
 	m := &Manager{
 		opts:      o,
+		renewal:   newRenewal(o),
+		secret:    secretStore{secrets: o.Client.CoreV1().Secrets(o.Namespace), namespace: o.Namespace, name: o.SecretName, log: o.Log},
 		injectors: caBundleInjectors(o.Client.AdmissionregistrationV1(), o.MutatingWebhookConfiguration, o.ValidatingWebhookConfiguration, o.Log),
 	}
 	if o.CertFile != "" {
@@ -295,7 +286,7 @@ func (m *Manager) checkOnce(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, m.opts.Timeout)
 	defer cancel()
 	now := m.opts.Now()
-	mat, err := m.syncSecret(ctx, now)
+	mat, err := m.secret.update(ctx, func(cur material) (material, string, error) { return m.renewal.plan(cur, now) })
 	if err != nil {
 		return err
 	}
@@ -328,229 +319,7 @@ func (m *Manager) servesCA(caCert []byte) bool {
 	return m.cert != nil && bytes.Equal(m.servedCA, caCert)
 }
 
-func (m *Manager) secretRef() string { return m.opts.Namespace + "/" + m.opts.SecretName }
-
-// material is what the Secret holds, PEM-encoded.
-type material struct {
-	caCert, caKey, cert, key, previousCAs []byte
-}
-
-func materialFrom(s *corev1.Secret) material {
-	if s == nil {
-		return material{}
-	}
-	return material{
-		caCert:      s.Data[SecretKeyCACert],
-		caKey:       s.Data[SecretKeyCAKey],
-		cert:        s.Data[SecretKeyCert],
-		key:         s.Data[SecretKeyKey],
-		previousCAs: s.Data[SecretKeyPreviousCAs],
-	}
-}
-
-// into writes mat into data, keeping keys that are not ours.
-func (mat material) into(data map[string][]byte) map[string][]byte {
-	out := make(map[string][]byte, len(data)+5)
-	for k, v := range data {
-		out[k] = v
-	}
-	out[SecretKeyCACert] = mat.caCert
-	out[SecretKeyCAKey] = mat.caKey
-	out[SecretKeyCert] = mat.cert
-	out[SecretKeyKey] = mat.key
-	if len(mat.previousCAs) > 0 {
-		out[SecretKeyPreviousCAs] = mat.previousCAs
-	} else {
-		delete(out, SecretKeyPreviousCAs)
-	}
-	return out
-}
-
-// syncSecret reads the Secret and, when its content must change, writes what plan decided. A
-// write that loses against another replica (Conflict, AlreadyExists) re-reads the Secret, so
-// the replicas end up using the first writer's CA and certificate.
-func (m *Manager) syncSecret(ctx context.Context, now time.Time) (material, error) {
-	secrets := m.opts.Client.CoreV1().Secrets(m.opts.Namespace)
-	ref := m.secretRef()
-	for attempt := 1; ; attempt++ {
-		s, err := secrets.Get(ctx, m.opts.SecretName, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			s, err = nil, nil
-		}
-		if err != nil {
-			return material{}, fmt.Errorf("get Secret %s: %w", ref, err)
-		}
-		cur := materialFrom(s)
-		next, reason, err := m.plan(cur, now)
-		if err != nil {
-			return material{}, fmt.Errorf("renew the certificate in Secret %s: %w", ref, err)
-		}
-		if reason == "" {
-			return cur, nil
-		}
-		if s == nil {
-			s = &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Namespace: m.opts.Namespace, Name: m.opts.SecretName},
-				Type:       corev1.SecretTypeOpaque,
-				Data:       next.into(nil),
-			}
-			_, err = secrets.Create(ctx, s, metav1.CreateOptions{})
-			if apierrors.IsAlreadyExists(err) && attempt < maxAttempts {
-				m.opts.Log.V(1).Info("secret created concurrently; reading it again", "secret", ref)
-				continue
-			}
-			if err != nil {
-				return material{}, fmt.Errorf("create Secret %s, which does not exist: %w", ref, err)
-			}
-		} else {
-			s = s.DeepCopy()
-			s.Data = next.into(s.Data)
-			_, err = secrets.Update(ctx, s, metav1.UpdateOptions{})
-			if apierrors.IsConflict(err) && attempt < maxAttempts {
-				m.opts.Log.V(1).Info("secret changed concurrently; reading it again", "secret", ref)
-				continue
-			}
-			if err != nil {
-				return material{}, fmt.Errorf("update Secret %s (%s): %w", ref, reason, err)
-			}
-		}
-		m.opts.Log.Info("serving certificate issued", "secret", ref, "reason", reason,
-			"notAfter", notAfter(next.cert), "caNotAfter", notAfter(next.caCert))
-		return next, nil
-	}
-}
-
-// Reasons for writing the Secret, logged as "reason".
-const (
-	reasonCAMissing       = "caMissing"
-	reasonCAInvalid       = "caInvalid"
-	reasonCARenewal       = "caRenewal"
-	reasonCertMissing     = "certificateMissing"
-	reasonCertInvalid     = "certificateInvalid"
-	reasonCertRenewal     = "certificateRenewal"
-	reasonCertForeign     = "certificateNotFromCA"
-	reasonCertNames       = "certificateNamesChanged"
-	reasonNothingToChange = ""
-)
-
-// plan decides what the Secret must hold at now. An empty reason means cur is kept as it is.
-// A CA is replaced when absent, unusable or due; the replaced CA, while still valid, moves to
-// the previous CAs. A serving certificate is replaced when absent, unusable, due, not issued by
-// the CA, or missing one of our names; in the last case the new one also keeps the old one's
-// names, so that replicas of two versions with different names (a rolling update) do not
-// replace each other's certificate at every check.
-func (m *Manager) plan(cur material, now time.Time) (material, string, error) {
-	o := m.opts
-	previous := validCerts(cur.previousCAs, now)
-	ca, caErr := LoadCA(cur.caCert, cur.caKey)
-	var reason string
-	switch {
-	case len(cur.caCert) == 0 && len(cur.caKey) == 0:
-		reason = reasonCAMissing
-	case caErr != nil:
-		reason = reasonCAInvalid
-	default:
-		if due, _ := RotationDue(cur.caCert, now, o.CARenewBefore); due {
-			reason = reasonCARenewal
-		}
-	}
-	if reason != "" {
-		// Certificates the replaced CA signed may still be served until every replica has
-		// read the new one: keep trusting it while it is valid.
-		previous = slices.Concat(validCerts(cur.caCert, now), previous)
-		var err error
-		ca, err = NewCA(o.CACommonName+"@"+strconv.FormatInt(now.Unix(), 10), now, o.CAValidity)
-		if err != nil {
-			return material{}, "", err
-		}
-		cert, key, err := ca.Issue(o.DNSNames, o.IPAddresses, now, o.Validity)
-		if err != nil {
-			return material{}, "", err
-		}
-		return material{caCert: ca.CertPEM(), caKey: ca.KeyPEM(), cert: cert, key: key, previousCAs: bytes.Join(previous, nil)}, reason, nil
-	}
-
-	dnsNames, ips := o.DNSNames, o.IPAddresses
-	pair, pairErr := tls.X509KeyPair(cur.cert, cur.key)
-	switch {
-	case len(cur.cert) == 0 || len(cur.key) == 0:
-		reason = reasonCertMissing
-	case pairErr != nil:
-		reason = reasonCertInvalid
-	default:
-		if due, _ := RotationDue(cur.cert, now, o.RenewBefore); due {
-			reason = reasonCertRenewal
-		} else if ca.Verify(cur.cert, now) != nil {
-			reason = reasonCertForeign
-		} else if !Matches(cur.cert, m.hostnames()) {
-			reason = reasonCertNames
-			dnsNames = union(dnsNames, pair.Leaf.DNSNames, func(a, b string) bool { return a == b })
-			ips = union(ips, pair.Leaf.IPAddresses, net.IP.Equal)
-		}
-	}
-	if reason == reasonNothingToChange {
-		return cur, "", nil
-	}
-	cert, key, err := ca.Issue(dnsNames, ips, now, o.Validity)
-	if err != nil {
-		return material{}, "", err
-	}
-	return material{caCert: cur.caCert, caKey: cur.caKey, cert: cert, key: key, previousCAs: bytes.Join(previous, nil)}, reason, nil
-}
-
-// hostnames are the names a client may verify the serving certificate for.
-func (m *Manager) hostnames() []string {
-	names := slices.Clone(m.opts.DNSNames)
-	for _, ip := range m.opts.IPAddresses {
-		names = append(names, ip.String())
-	}
-	return names
-}
-
-func union[T any](ours, theirs []T, eq func(a, b T) bool) []T {
-	out := slices.Clone(ours)
-	for _, t := range theirs {
-		if !slices.ContainsFunc(out, func(o T) bool { return eq(o, t) }) {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// caBundle is the current CA followed by the previous CAs still valid at now.
-func caBundle(mat material, now time.Time) []byte {
-	return bytes.Join(slices.Concat([][]byte{mat.caCert}, validCerts(mat.previousCAs, now)), nil)
-}
-
-// validCerts returns, PEM-encoded one by one, the certificates in data valid at now. Other PEM
-// blocks and unparsable certificates are dropped.
-func validCerts(data []byte, now time.Time) [][]byte {
-	var out [][]byte
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return out
-		}
-		if block.Type != pemCertificate {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil || now.Before(c.NotBefore) || !now.Before(c.NotAfter) {
-			continue
-		}
-		out = append(out, pem.EncodeToMemory(block))
-	}
-}
-
-// notAfter returns the expiry of the first certificate in certPEM, for logs.
-func notAfter(certPEM []byte) string {
-	c, err := parseCert(certPEM)
-	if err != nil {
-		return ""
-	}
-	return c.NotAfter.UTC().Format(time.RFC3339)
-}
+func (m *Manager) secretRef() string { return m.secret.ref() }
 
 // install serves mat's pair and writes it to the files, each only when it changed.
 func (m *Manager) install(mat material) error {
