@@ -210,21 +210,17 @@ func runTrustAudit(ctx context.Context, args []string, s streams) error {
 	if err != nil {
 		return fmt.Errorf("list serviceaccounts: %w", err)
 	}
-	roleKey, audKey := irsa.Key(prefix, irsa.RoleARNAnnotation), irsa.Key(prefix, irsa.AudienceAnnotation)
+	d := irsa.NewDefaults()
+	d.AnnotationPrefix, d.TokenAudience = prefix, audience
 	var rows []auditRow
 	notTrusted := false
 	for _, sa := range list.Items {
-		role, ok := sa.Annotations[roleKey]
-		if !ok {
+		cctx, cancel := context.WithTimeout(ctx, opts.timeout)
+		v, hasRole := serviceaccount.CheckServiceAccount(cctx, src, issuer, irsa.Object{Namespace: sa.Namespace, Name: sa.Name, Annotations: sa.Annotations}, d)
+		cancel()
+		if !hasRole {
 			continue
 		}
-		aud := audience
-		if a := sa.Annotations[audKey]; a != "" {
-			aud = a
-		}
-		cctx, cancel := context.WithTimeout(ctx, opts.timeout)
-		v := serviceaccount.Verify(cctx, src, trustpolicy.Request{RoleARN: strings.TrimSpace(role), IssuerURL: issuer, Namespace: sa.Namespace, ServiceAccount: sa.Name, Audience: aud})
-		cancel()
 		notTrusted = notTrusted || v.Result == trustpolicy.NotTrusted
 		rows = append(rows, auditRow{Namespace: sa.Namespace, Name: sa.Name, Verdict: v})
 	}

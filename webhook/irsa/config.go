@@ -104,40 +104,54 @@ type Object struct {
 	Labels      map[string]string
 }
 
-// ConfigFor builds the injection config for a pod from its ServiceAccount's and its own
-// annotations. ok is false when nothing must be injected; outcome says why, and warnings
-// (admission warnings for the user) explain every annotation that was ignored or adjusted.
-// It never returns a role the ServiceAccount does not name.
-func ConfigFor(sa, pod Object, d Defaults) (cfg Config, outcome Outcome, warnings []string) {
+// Settings are what a ServiceAccount's annotations mean for IRSA, with the server's
+// defaults filled in: the role its pods assume and how their token is made.
+type Settings struct {
+	// RoleARN is the canonical role ARN; set only when the ServiceAccount names a valid role
+	// that may be injected (outcome Mutated).
+	RoleARN string
+	// RoleAnnotation is the role annotation as written, trimmed of surrounding whitespace;
+	// set whenever the annotation exists, for messages about an invalid one.
+	RoleAnnotation    string
+	Audience          string
+	ExpirationSeconds int64
+	STSRegional       bool
+	Region            string
+}
+
+// ForServiceAccount is the one reading of a ServiceAccount's IRSA annotations: the pod
+// path (ConfigFor), the trust check and every command use it, so a role or audience the
+// trust check evaluates is exactly the one pods get. outcome is NoRole (no role
+// annotation), InvalidAnnotation (a role that must not be injected; warnings say why) or
+// Mutated (s.RoleARN is to be injected). warnings explain every annotation that was
+// ignored or adjusted; they name the ServiceAccount.
+func ForServiceAccount(sa Object, d Defaults) (s Settings, outcome Outcome, warnings []string) {
 	p := d.AnnotationPrefix
-	if d.SkipsPod(pod.Labels) {
-		return Config{}, Skipped, nil
-	}
 	raw, has := sa.Annotations[Key(p, RoleARNAnnotation)]
 	if !has {
-		return Config{}, NoRole, nil
+		return Settings{}, NoRole, nil
 	}
 	saRef := sa.Namespace + "/" + sa.Name
-	arn, err := ParseRoleARN(strings.TrimSpace(raw))
-	if err != nil {
-		return Config{}, InvalidAnnotation, []string{fmt.Sprintf("serviceaccount %s: annotation %s ignored, no AWS credentials injected: %v", saRef, Key(p, RoleARNAnnotation), err)}
-	}
-	if len(d.AllowedRoleAccounts) > 0 && !slices.Contains(d.AllowedRoleAccounts, arn.AccountID) {
-		return Config{}, InvalidAnnotation, []string{fmt.Sprintf("serviceaccount %s: role %s is in AWS account %s, which this webhook is not allowed to inject (allowed: %s); no AWS credentials injected", saRef, arn, arn.AccountID, strings.Join(d.AllowedRoleAccounts, ","))}
-	}
-	cfg = Config{
-		RoleARN:           arn.String(),
+	s = Settings{
+		RoleAnnotation:    strings.TrimSpace(raw),
 		Audience:          d.TokenAudience,
 		ExpirationSeconds: d.TokenExpiration,
-		MountPath:         d.TokenMountPath,
 		Region:            d.Region,
 		STSRegional:       d.STSRegionalEndpoint,
 	}
+	arn, err := ParseRoleARN(s.RoleAnnotation)
+	if err != nil {
+		return s, InvalidAnnotation, []string{fmt.Sprintf("serviceaccount %s: annotation %s ignored, no AWS credentials injected: %v", saRef, Key(p, RoleARNAnnotation), err)}
+	}
+	if len(d.AllowedRoleAccounts) > 0 && !slices.Contains(d.AllowedRoleAccounts, arn.AccountID) {
+		return s, InvalidAnnotation, []string{fmt.Sprintf("serviceaccount %s: role %s is in AWS account %s, which this webhook is not allowed to inject (allowed: %s); no AWS credentials injected", saRef, arn, arn.AccountID, strings.Join(d.AllowedRoleAccounts, ","))}
+	}
+	s.RoleARN = arn.String()
 	if v, ok := sa.Annotations[Key(p, AudienceAnnotation)]; ok {
 		if err := validAudience(v); err != nil {
-			warnings = append(warnings, fmt.Sprintf("serviceaccount %s: annotation %s ignored (%v); using audience %q", saRef, Key(p, AudienceAnnotation), err, cfg.Audience))
+			warnings = append(warnings, fmt.Sprintf("serviceaccount %s: annotation %s ignored (%v); using audience %q", saRef, Key(p, AudienceAnnotation), err, s.Audience))
 		} else {
-			cfg.Audience = v
+			s.Audience = v
 		}
 	}
 	if v, ok := sa.Annotations[Key(p, STSRegionalEndpointsAnnotation)]; ok {
@@ -145,26 +159,53 @@ func ConfigFor(sa, pod Object, d Defaults) (cfg Config, outcome Outcome, warning
 		case err != nil:
 			warnings = append(warnings, fmt.Sprintf("serviceaccount %s: annotation %s=%s ignored: want \"true\" or \"false\"", saRef, Key(p, STSRegionalEndpointsAnnotation), quoteShort(v)))
 		default:
-			cfg.STSRegional = b
+			s.STSRegional = b
 		}
 	}
-	// The pod's token-expiration wins over the SA's, which wins over the flag. An
-	// unparseable value is ignored (the next source applies); an out-of-range one is clamped.
-	for _, src := range []struct {
-		what string
-		ann  map[string]string
-	}{{"pod " + pod.Namespace + "/" + pod.Name, pod.Annotations}, {"serviceaccount " + saRef, sa.Annotations}} {
-		v, ok := src.ann[Key(p, TokenExpirationAnnotation)]
-		if !ok {
-			continue
-		}
+	// The SA's token-expiration wins over the flag. An unparseable value is ignored; an
+	// out-of-range one is clamped.
+	if v, ok := sa.Annotations[Key(p, TokenExpirationAnnotation)]; ok {
 		secs, warn := parseExpiration(v)
 		if warn != "" {
-			warnings = append(warnings, fmt.Sprintf("%s: annotation %s %s", src.what, Key(p, TokenExpirationAnnotation), warn))
+			warnings = append(warnings, fmt.Sprintf("serviceaccount %s: annotation %s %s", saRef, Key(p, TokenExpirationAnnotation), warn))
+		}
+		if secs > 0 {
+			s.ExpirationSeconds = secs
+		}
+	}
+	return s, Mutated, warnings
+}
+
+// ConfigFor builds the injection config for a pod: its ServiceAccount's settings
+// (ForServiceAccount), then what the pod's own annotations change (token-expiration,
+// skip-containers). ok is false when nothing must be injected; outcome says why, and
+// warnings (admission warnings for the user) explain every annotation that was ignored or
+// adjusted. It never returns a role the ServiceAccount does not name.
+func ConfigFor(sa, pod Object, d Defaults) (cfg Config, outcome Outcome, warnings []string) {
+	p := d.AnnotationPrefix
+	if d.SkipsPod(pod.Labels) {
+		return Config{}, Skipped, nil
+	}
+	s, outcome, warnings := ForServiceAccount(sa, d)
+	if outcome != Mutated {
+		return Config{}, outcome, warnings
+	}
+	cfg = Config{
+		RoleARN:           s.RoleARN,
+		Audience:          s.Audience,
+		ExpirationSeconds: s.ExpirationSeconds,
+		MountPath:         d.TokenMountPath,
+		Region:            s.Region,
+		STSRegional:       s.STSRegional,
+	}
+	// The pod's token-expiration wins over the SA's.
+	if v, ok := pod.Annotations[Key(p, TokenExpirationAnnotation)]; ok {
+		secs, warn := parseExpiration(v)
+		if warn != "" {
+			warnings = append(warnings, fmt.Sprintf("pod %s/%s: annotation %s %s", pod.Namespace, pod.Name, Key(p, TokenExpirationAnnotation), warn))
 		}
 		if secs > 0 {
 			cfg.ExpirationSeconds = secs
-			break
 		}
 	}
 	if v, ok := pod.Annotations[Key(p, SkipContainersAnnotation)]; ok {

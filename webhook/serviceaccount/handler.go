@@ -3,10 +3,7 @@ package serviceaccount
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -92,7 +89,6 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 	if !hasRole {
 		return admission.AllowWithWarnings()
 	}
-	role := strings.TrimSpace(rawRole) // as the pod path reads it
 	if old := req.OldObject.Annotations; req.Operation == admissionv1.Update && old[roleKey] == rawRole && old[audKey] == sa.Annotations[audKey] {
 		if _, had := old[roleKey]; had {
 			return admission.AllowWithWarnings() // nothing the trust depends on changed
@@ -101,11 +97,7 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 	if sa.Namespace == "" {
 		sa.Namespace = req.Namespace
 	}
-	audience := h.Defaults.TokenAudience
-	if a, ok := sa.Annotations[audKey]; ok && a != "" {
-		audience = a
-	}
-	v := h.verify(ctx, role, sa.Namespace, sa.Name, audience)
+	v := h.verify(ctx, irsa.Object{Namespace: sa.Namespace, Name: sa.Name, Annotations: sa.Annotations})
 	h.Metrics.TrustChecks.WithLabelValues(VerdictLabel(v.Result)).Inc()
 	if errors.Is(v.Err, awsiam.ErrRateLimited) {
 		h.Metrics.TrustRateLimited.Inc()
@@ -145,16 +137,13 @@ func (h *Handler) OnInternalError() admission.OnInternalError {
 	return admission.AdmitOnInternalError
 }
 
-// verify runs the check within the handler's deadline, after the admission-only rules.
-func (h *Handler) verify(ctx context.Context, role, ns, name, audience string) Verdict {
+// verify runs the check within the handler's deadline, on the role and audience the pod
+// path would inject (CheckServiceAccount).
+func (h *Handler) verify(ctx context.Context, sa irsa.Object) Verdict {
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
-	r := trustpolicy.Request{RoleARN: role, IssuerURL: h.IssuerURL, Namespace: ns, ServiceAccount: name, Audience: audience}
-	if a, err := irsa.ParseRoleARN(role); err == nil && len(h.Defaults.AllowedRoleAccounts) > 0 && !slices.Contains(h.Defaults.AllowedRoleAccounts, a.AccountID) {
-		return Verdict{Result: trustpolicy.NotTrusted, RoleARN: role, Subject: trustpolicy.SubjectPrefix + ns + ":" + name, Audience: audience,
-			Reasons: []string{fmt.Sprintf("account %s is not among the AWS accounts this cluster allows roles from (%v); pods will get no credentials", a.AccountID, h.Defaults.AllowedRoleAccounts)}}
-	}
-	return Verify(ctx, h.Source, r)
+	v, _ := CheckServiceAccount(ctx, h.Source, h.IssuerURL, sa, h.Defaults)
+	return v
 }
 
 const warningPrefix = "irsa-webhook: "
