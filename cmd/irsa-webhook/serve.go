@@ -133,8 +133,11 @@ func runServe(ctx context.Context, args []string, s streams) error {
 	srv := mgr.GetWebhookServer()
 	srv.Register(podWebhookPath, admission.NewServer[pod.Pod]("pod", podHandler, log, m))
 	if o.trust.mode != serviceaccount.Off {
-		saHandler, err := o.trust.handler(ctx, cfg, o.defaults, m, log.WithName("trust"))
+		saHandler, deps, err := o.trust.handler(ctx, cfg, o.defaults, m, metrics.Registry, log.WithName("trust"))
 		if err != nil {
+			return err
+		}
+		if err := o.trust.addDependencies(mgr, deps); err != nil {
 			return err
 		}
 		saHandler.Events = mgr.GetEventRecorder("irsa-webhook")

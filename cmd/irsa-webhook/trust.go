@@ -8,9 +8,12 @@ import (
 	"slices"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
 	"github.com/irsa-webhook/irsa-webhook/webhook/awsiam"
@@ -38,7 +41,8 @@ const (
 	maxRateBurst = 10000
 )
 
-// startupTimeout bounds each start-up call (issuer discovery, the STS caller identity).
+// startupTimeout bounds the trust commands' start-up calls (issuer discovery, the STS caller
+// identity); serve retries them (serviceaccount.LookupTimeout per attempt).
 const startupTimeout = 10 * time.Second
 
 func newTrustOptions() trustOptions {
@@ -102,9 +106,10 @@ func (t *trustOptions) validate() []error {
 	return errs
 }
 
-// source builds the trust-policy source: the directory if given, else IAM. The webhook's
-// own AWS account is asked from STS (GetRole only sees that account); if that fails, a
-// missing role is reported as unverified rather than as not trusted.
+// source builds the trust-policy source for the trust commands: the directory if given,
+// else IAM. The webhook's own AWS account is asked from STS (GetRole only sees that
+// account); if that fails, a missing role is reported as unverified rather than as not
+// trusted.
 func (t *trustOptions) source(ctx context.Context, log logr.Logger) (serviceaccount.TrustSource, error) {
 	if t.policyDir != "" {
 		return awsiam.NewDirSource(t.policyDir), nil
@@ -119,6 +124,11 @@ func (t *trustOptions) source(ctx context.Context, log logr.Logger) (serviceacco
 	if err != nil {
 		log.Error(err, "cannot tell the webhook's AWS account; a role IAM cannot find will be reported as unverified, not as missing")
 	}
+	return t.iamSource(ctx, cfg, account)
+}
+
+// iamSource is the IAM trust-policy source; account is "" when unknown.
+func (t *trustOptions) iamSource(ctx context.Context, cfg aws.Config, account string) (*awsiam.Source, error) {
 	return awsiam.New(ctx, awsiam.Options{
 		Client:         awsiam.NewIAMClient(cfg),
 		TTL:            t.cacheTTL,
@@ -130,33 +140,82 @@ func (t *trustOptions) source(ctx context.Context, log logr.Logger) (serviceacco
 	})
 }
 
-// issuer returns the configured issuer, else the one the API server publishes.
+// issuer returns the configured issuer, else the one the API server publishes (for the
+// trust commands: one attempt).
 func (t *trustOptions) issuer(ctx context.Context, cfg *rest.Config) (string, error) {
 	if t.issuerURL != "" {
 		return t.issuerURL, nil
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	discover, err := issuerDiscovery(cfg)
 	if err != nil {
-		return "", fmt.Errorf("create client: %w", err)
+		return "", err
 	}
 	ictx, cancel := context.WithTimeout(ctx, startupTimeout)
 	defer cancel()
-	return serviceaccount.DiscoverIssuer(ictx, cs.Discovery().RESTClient())
+	return discover(ictx)
 }
 
-func (t *trustOptions) handler(ctx context.Context, cfg *rest.Config, d irsa.Defaults, m *admission.Metrics, log logr.Logger) (*serviceaccount.Handler, error) {
-	src, err := t.source(ctx, log)
+// issuerDiscovery returns a lookup of the issuer the API server publishes.
+func issuerDiscovery(cfg *rest.Config) (func(context.Context) (string, error), error) {
+	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("trust check: %w", err)
+		return nil, fmt.Errorf("create client: %w", err)
 	}
-	issuer, err := t.issuer(ctx, cfg)
+	rc := cs.Discovery().RESTClient()
+	return func(ctx context.Context) (string, error) { return serviceaccount.DiscoverIssuer(ctx, rc) }, nil
+}
+
+// handler builds serve's trust check. What it needs from outside (the cluster's issuer
+// unless --oidc-issuer-url, the webhook's AWS account unless --trust-policy-dir) is looked
+// up by the returned Dependencies, in the background and until it succeeds, once the
+// manager runs them (addDependencies): an API server or STS that is down at start only
+// delays the check, and says so, instead of leaving it unverified for the process's life.
+func (t *trustOptions) handler(ctx context.Context, cfg *rest.Config, d irsa.Defaults, m *admission.Metrics, reg prometheus.Registerer, log logr.Logger) (*serviceaccount.Handler, *serviceaccount.Dependencies, error) {
+	deps, err := serviceaccount.NewDependencies(reg, log)
 	if err != nil {
-		// Not fatal: pods must still get credentials. Every check says why it is unverified.
-		log.Error(err, "cannot discover the cluster's OIDC issuer; trust checks will be unverified until --oidc-issuer-url is set")
+		return nil, nil, err
 	}
-	log.Info("trust check enabled", "mode", string(t.mode), "issuer", issuer, "policyDir", t.policyDir)
+	var src serviceaccount.TrustSource = awsiam.NewDirSource(t.policyDir)
+	if t.policyDir == "" {
+		acfg, err := awsiam.LoadConfig(ctx, "")
+		if err != nil {
+			return nil, nil, fmt.Errorf("trust check: %w", err)
+		}
+		s, err := t.iamSource(ctx, acfg, "")
+		if err != nil {
+			return nil, nil, fmt.Errorf("trust check: %w", err)
+		}
+		deps.Lookup(serviceaccount.DependencyAWSAccount, func(ctx context.Context) (string, error) { return awsiam.CallerAccount(ctx, acfg) }, s.SetAccountID)
+		src = s
+	}
+	var issuer *serviceaccount.Dependency
+	if t.issuerURL != "" {
+		issuer = deps.Known(serviceaccount.DependencyIssuer, t.issuerURL)
+	} else {
+		discover, err := issuerDiscovery(cfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("trust check: %w", err)
+		}
+		issuer = deps.Lookup(serviceaccount.DependencyIssuer, discover, nil)
+	}
+	log.Info("trust check enabled", "mode", string(t.mode), "issuer", t.issuerURL, "policyDir", t.policyDir)
 	return &serviceaccount.Handler{
-		Mode: t.mode, FailClosed: t.failClosed, Timeout: t.timeout, IssuerURL: issuer,
+		Mode: t.mode, FailClosed: t.failClosed, Timeout: t.timeout, Issuer: issuer.Value,
 		Defaults: d, Source: src, Metrics: m, Log: log,
-	}, nil
+	}, deps, nil
+}
+
+// addDependencies runs the dependencies' lookups with the manager and, in enforce mode,
+// keeps the webhook unready until they succeed: a rollout then stalls on a replica that
+// cannot enforce instead of replacing one that can.
+func (t *trustOptions) addDependencies(mgr manager.Manager, deps *serviceaccount.Dependencies) error {
+	if err := mgr.Add(deps); err != nil {
+		return fmt.Errorf("add trust check dependencies: %w", err)
+	}
+	if t.mode == serviceaccount.Enforce {
+		if err := mgr.AddReadyzCheck("trust-check-dependencies", deps.Check); err != nil {
+			return fmt.Errorf("add trust check readiness: %w", err)
+		}
+	}
+	return nil
 }

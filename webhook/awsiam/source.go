@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -81,7 +82,7 @@ type Source struct {
 	transientTTL time.Duration
 	callTimeout  time.Duration
 	now          func() time.Time
-	accountID    string
+	accountID    atomic.Pointer[string]
 	slots        chan struct{} // semaphore bounding concurrent GetRole calls
 	limiter      *rate.Limiter // token bucket bounding the rate of GetRole calls
 	flights      singleflight.Group
@@ -127,9 +128,9 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		negativeTTL: orDefault(o.NegativeTTL, DefaultNegativeTTL),
 		callTimeout: orDefault(o.CallTimeout, DefaultCallTimeout),
 		now:         o.Now,
-		accountID:   o.AccountID,
 		cache:       map[string]entry{},
 	}
+	s.accountID.Store(&o.AccountID)
 	s.transientTTL = min(s.negativeTTL, MaxTransientErrorTTL)
 	if s.now == nil {
 		s.now = time.Now
@@ -176,9 +177,9 @@ func (s *Source) TrustPolicy(ctx context.Context, roleARN string) (string, error
 		return "", &Error{RoleARN: roleARN, Class: ErrInvalidARN, Err: err}
 	}
 	key := a.String()
-	if s.accountID != "" && a.AccountID != s.accountID {
+	if account := *s.accountID.Load(); account != "" && a.AccountID != account {
 		return "", &Error{RoleARN: key, Class: ErrOtherAccount,
-			Detail: fmt.Sprintf("the role is in account %s and the webhook's credentials can read roles of account %s only", a.AccountID, s.accountID)}
+			Detail: fmt.Sprintf("the role is in account %s and the webhook's credentials can read roles of account %s only", a.AccountID, account)}
 	}
 	ch := s.flights.DoChan(key, func() (any, error) {
 		doc, e := s.fetch(ctx, a)
@@ -204,6 +205,20 @@ func result(doc string, e *Error) (string, error) {
 		return "", e
 	}
 	return doc, nil
+}
+
+// SetAccountID sets the account of the Client's credentials once it is known (the webhook
+// looks it up in the background) and forgets the "other account" answers given while it
+// was not, so that a missing role is reported as such at once.
+func (s *Source) SetAccountID(id string) {
+	s.accountID.Store(&id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.cache {
+		if e.err != nil && e.err.Class == ErrOtherAccount {
+			delete(s.cache, k)
+		}
+	}
 }
 
 // lookup returns the cached outcome for key if it has not expired.
@@ -267,7 +282,7 @@ func (s *Source) getRole(ctx context.Context, a irsa.RoleARN) (string, *Error) {
 	out, err := s.client.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(a.Name)})
 	if err != nil {
 		e := classify(key, err)
-		if e.Class == ErrNotFound && s.accountID == "" {
+		if e.Class == ErrNotFound && *s.accountID.Load() == "" {
 			e.Class = ErrOtherAccount
 			e.Detail = "IAM has no such role in the webhook's own account, and that account is unknown, so the role may live in another"
 		}

@@ -55,6 +55,7 @@ type Handler struct {
 	FailClosed bool          // enforce mode: deny when the trust cannot be verified
 	Timeout    time.Duration // answer within this, whatever IAM does
 	IssuerURL  string        // this cluster's service-account issuer
+	Issuer     func() string // if set, replaces IssuerURL: the issuer known now ("" while discovery has not succeeded)
 	Defaults   irsa.Defaults // annotation prefix, default audience, allowed accounts
 	// ExcludedNamespaces are never checked: the same list and check as the pod webhook's.
 	ExcludedNamespaces admission.ExcludedNamespaces
@@ -121,6 +122,10 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 		return admission.AllowWithWarnings(msg)
 	case v.Result == trustpolicy.NotTrusted && h.Mode == Enforce, h.failsClosed():
 		return admission.Deny(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
+	case h.Mode == Enforce:
+		// Enforce admits what it could not verify (not fail-closed); it must say so, or an
+		// outage would look like a pass.
+		return admission.AllowWithWarnings(msg + "; " + admittedUnverified)
 	}
 	return admission.AllowWithWarnings(msg)
 }
@@ -142,11 +147,18 @@ func (h *Handler) OnInternalError() admission.OnInternalError {
 func (h *Handler) verify(ctx context.Context, sa irsa.Object) Verdict {
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
-	v, _ := CheckServiceAccount(ctx, h.Source, h.IssuerURL, sa, h.Defaults)
+	issuer := h.IssuerURL
+	if h.Issuer != nil {
+		issuer = h.Issuer()
+	}
+	v, _ := CheckServiceAccount(ctx, h.Source, issuer, sa, h.Defaults)
 	return v
 }
 
 const warningPrefix = "irsa-webhook: "
+
+// admittedUnverified ends an enforce-mode warning for a trust that could not be verified.
+const admittedUnverified = "admitted unverified (enforce mode denies only a verified mismatch unless --trust-check-fail-closed)"
 
 // maxMessage bounds warnings and event notes (a policy can yield many findings, and the
 // API server truncates long warnings anyway).

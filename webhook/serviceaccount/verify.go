@@ -43,7 +43,7 @@ func Verify(ctx context.Context, src TrustSource, r trustpolicy.Request) Verdict
 		return v
 	}
 	if r.IssuerURL == "" {
-		v.Result, v.Reasons = trustpolicy.Undetermined, []string{"the cluster's OIDC issuer is unknown (set --oidc-issuer-url)"}
+		v.Result, v.Reasons = trustpolicy.Undetermined, []string{"the cluster's OIDC issuer is not known yet (not discovered from the API server so far; the webhook keeps trying, or set --oidc-issuer-url)"}
 		return v
 	}
 	doc, err := src.TrustPolicy(ctx, r.RoleARN)
