@@ -140,7 +140,11 @@ func runServe(ctx context.Context, args []string, s streams) error {
 		if err := o.trust.addDependencies(mgr, deps); err != nil {
 			return err
 		}
-		saHandler.Events = mgr.GetEventRecorder("irsa-webhook")
+		events := serviceaccount.NewDeferredEvents(mgr.GetEventRecorder("irsa-webhook"), sas, m.TrustEventsDropped, log.WithName("trust"))
+		if err := mgr.Add(events); err != nil {
+			return fmt.Errorf("add trust check events: %w", err)
+		}
+		saHandler.Events = events
 		saHandler.ExcludedNamespaces = admission.ExcludedNamespaces(o.excludedNamespaces)
 		srv.Register(serviceAccountWebhookPath, admission.NewServer[corev1.ServiceAccount]("serviceaccount", saHandler, log, m).
 			SetOnInternalError(saHandler.OnInternalError()))

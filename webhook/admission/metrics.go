@@ -28,6 +28,10 @@ type Metrics struct {
 	// TrustRateLimited counts trust checks left undetermined because the webhook's own
 	// limit on IAM calls was spent (also counted in TrustChecks as undetermined).
 	TrustRateLimited prometheus.Counter
+	// TrustEventsDropped counts trust-check Events not written, by reason: not_stored (no
+	// ServiceAccount with the request's UID appeared in time: a forged or refused request),
+	// queue_full.
+	TrustEventsDropped *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered, for tests).
@@ -59,9 +63,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "irsa_webhook_trust_checks_rate_limited_total",
 			Help: "ServiceAccount trust checks left undetermined because the webhook's limit on IAM GetRole calls (--iam-rate-limit, --iam-rate-burst) was spent.",
 		}),
+		TrustEventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "irsa_webhook_trust_events_dropped_total",
+			Help: "Trust-check Events not written, by reason: not_stored (no ServiceAccount with the request's namespace, name and UID was stored in time), queue_full.",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.Duration, m.Panics, m.PodMutations, m.TrustChecks, m.TrustRateLimited)
+		reg.MustRegister(m.Requests, m.Duration, m.Panics, m.PodMutations, m.TrustChecks, m.TrustRateLimited, m.TrustEventsDropped)
 	}
 	return m
 }

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -71,9 +72,10 @@ func (c *Cache) NeedLeaderElection() bool { return false }
 // HasSynced reports whether the initial list has been stored.
 func (c *Cache) HasSynced() bool { return c.informer.HasSynced() }
 
-// transform keeps the name, the namespace and the annotations under the prefix: at 100,000
-// ServiceAccounts whole metadata would be hundreds of megabytes. Nothing else of a stored
-// object is read: the informer keys it by namespace and name.
+// transform keeps the name, the namespace, the UID and the annotations under the prefix:
+// at 100,000 ServiceAccounts whole metadata would be hundreds of megabytes. Nothing else of
+// a stored object is read: the informer keys it by namespace and name, and the trust
+// check's Events wait for the UID (Stored).
 func (c *Cache) transform(obj any) (any, error) {
 	m, ok := obj.(*metav1.PartialObjectMetadata)
 	if !ok {
@@ -89,10 +91,10 @@ func (c *Cache) transform(obj any) (any, error) {
 	return out, nil
 }
 
-// trim copies the name, namespace and prefixed annotations, using the keys' shared copies.
+// trim copies the name, namespace, UID and prefixed annotations, using the keys' shared copies.
 func trim(m *metav1.PartialObjectMetadata, prefix string, keys map[string]string) *metav1.PartialObjectMetadata {
 	out := &metav1.PartialObjectMetadata{}
-	out.Name, out.Namespace = m.Name, m.Namespace
+	out.Name, out.Namespace, out.UID = m.Name, m.Namespace, m.UID
 	for k, v := range m.Annotations {
 		if strings.HasPrefix(k, prefix) {
 			if out.Annotations == nil {
@@ -105,6 +107,21 @@ func trim(m *metav1.PartialObjectMetadata, prefix string, keys map[string]string
 		}
 	}
 	return out
+}
+
+// Stored returns the UID and the prefixed annotations of the ServiceAccount the cache
+// holds, from the cache only (no live GET): what the watch has delivered as stored. The
+// annotations are shared with the cache: read them, do not modify.
+func (c *Cache) Stored(namespace, name string) (types.UID, map[string]string, bool) {
+	obj, exists, err := c.informer.GetIndexer().GetByKey(namespace + "/" + name)
+	if err != nil || !exists {
+		return "", nil, false
+	}
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return "", nil, false
+	}
+	return m.UID, m.Annotations, true
 }
 
 // ServiceAccount returns the ServiceAccount's IRSA view; found is false when it does not

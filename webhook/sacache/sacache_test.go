@@ -47,7 +47,10 @@ func TestTransformKeepsOnlyWhatIRSANeeds(t *testing.T) {
 	if m.Name != "s3-writer" || m.Namespace != "production" {
 		t.Errorf("identity lost: %+v", m)
 	}
-	if m.ResourceVersion != "" || m.UID != "" || m.Kind != "" {
+	if m.UID != "uid-1" {
+		t.Errorf("UID lost (the trust check's Events wait for it): %+v", m)
+	}
+	if m.ResourceVersion != "" || m.Kind != "" {
 		t.Errorf("kept fields nothing reads: %+v", m)
 	}
 	if len(m.Annotations) != 1 || m.Labels != nil || m.ManagedFields != nil {
@@ -78,6 +81,15 @@ func TestCache(t *testing.T) {
 	if err != nil || !found || len(got.Annotations) != 1 || got.Annotations["eks.amazonaws.com/role-arn"] == "" {
 		t.Fatalf("cached SA: %+v found %v err %v", got, found, err)
 	}
+	t.Run("stored: the cache's UID and annotations", func(t *testing.T) {
+		uid, ann, found := c.Stored("production", "s3-writer")
+		if !found || uid != "uid-1" || len(ann) != 1 {
+			t.Errorf("Stored = %q %v %v, want uid-1 with the role annotation", uid, ann, found)
+		}
+		if _, _, found := c.Stored("production", "nope"); found {
+			t.Error("Stored found a ServiceAccount that does not exist")
+		}
+	})
 	t.Run("miss: live GET finds a new SA, trimmed", func(t *testing.T) {
 		// Created behind the informer's back: only the live GET can see it.
 		if err := client.Tracker().Add(sa("production", "fresh", role)); err != nil {

@@ -44,7 +44,7 @@ const (
 // DefaultTimeout bounds one check: shorter than the webhook's timeoutSeconds (5 in the chart).
 const DefaultTimeout = 3 * time.Second
 
-// EventRecorder is the events.k8s.io recorder's method the handler uses.
+// EventRecorder is the events.k8s.io recorder's method DeferredEvents uses.
 type EventRecorder interface {
 	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...any)
 }
@@ -60,7 +60,7 @@ type Handler struct {
 	// ExcludedNamespaces are never checked: the same list and check as the pod webhook's.
 	ExcludedNamespaces admission.ExcludedNamespaces
 	Source             TrustSource
-	Events             EventRecorder // nil: no events
+	Events             EventSink // nil: no events
 	Metrics            *admission.Metrics
 	Log                logr.Logger
 }
@@ -95,9 +95,9 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 			return admission.AllowWithWarnings() // nothing the trust depends on changed
 		}
 	}
-	if sa.Namespace == "" {
-		sa.Namespace = req.Namespace
-	}
+	// The request's namespace, always: the API server makes the object's agree with it, a
+	// direct POST need not.
+	sa.Namespace = req.Namespace
 	v := h.verify(ctx, irsa.Object{Namespace: sa.Namespace, Name: sa.Name, Annotations: sa.Annotations})
 	h.Metrics.TrustChecks.WithLabelValues(VerdictLabel(v.Result)).Inc()
 	if errors.Is(v.Err, awsiam.ErrRateLimited) {
@@ -108,8 +108,9 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 		if v.Result == trustpolicy.NotTrusted {
 			reason = ReasonMismatch
 		}
-		sa.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
-		h.Events.Eventf(&sa, nil, corev1.EventTypeWarning, reason, eventAction, "%s", truncate(v.Summary(), maxMessage))
+		// Written in the request's namespace, once the object is stored (see DeferredEvents).
+		h.Events.Record(Event{Namespace: sa.Namespace, Name: sa.Name, UID: sa.UID, Checked: checkedAnnotations(sa.Annotations, roleKey, audKey),
+			Type: corev1.EventTypeWarning, Reason: reason, Note: truncate(v.Summary(), maxMessage)})
 	}
 	if v.Result != trustpolicy.Trusted {
 		h.Log.V(1).Info("trust check failed", "namespace", sa.Namespace, "serviceAccount", sa.Name, "roleArn", truncate(v.RoleARN, 256), "verdict", v.Result.String())

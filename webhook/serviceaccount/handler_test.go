@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
 	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
@@ -70,14 +69,17 @@ func newSource(t testing.TB, srv *iamserver.Server) *awsiam.Source {
 type event struct{ eventType, reason, note string }
 
 type recorder struct {
-	mu     sync.Mutex
-	events []event
+	mu       sync.Mutex
+	events   []event
+	recorded []serviceaccount.Event
 }
 
-func (r *recorder) Eventf(_ runtime.Object, _ runtime.Object, eventtype, reason, _, note string, args ...any) {
+// Record is the handler's EventSink: it keeps what the handler hands over.
+func (r *recorder) Record(e serviceaccount.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.events = append(r.events, event{eventtype, reason, fmt.Sprintf(note, args...)})
+	r.events = append(r.events, event{e.Type, e.Reason, e.Note})
+	r.recorded = append(r.recorded, e)
 }
 
 func saRequest(op admissionv1.Operation, ns, name string, ann map[string]string, old map[string]string, dryRun bool) *admission.Request[corev1.ServiceAccount] {
@@ -85,7 +87,7 @@ func saRequest(op admissionv1.Operation, ns, name string, ann map[string]string,
 		if a == nil && op == admissionv1.Update {
 			return "null"
 		}
-		b, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": map[string]any{"name": name, "namespace": ns, "annotations": a}})
+		b, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": map[string]any{"name": name, "namespace": ns, "uid": "uid-" + name, "annotations": a}})
 		return string(b)
 	}
 	oldObj := "null"
@@ -214,6 +216,11 @@ func TestHandler(t *testing.T) {
 				t.Errorf("unexpected events %+v", rec.events)
 			case tc.wantEvent != "" && (len(rec.events) != 1 || rec.events[0].reason != tc.wantEvent || rec.events[0].eventType != "Warning"):
 				t.Errorf("events = %+v, want one Warning %s", rec.events, tc.wantEvent)
+			}
+			for _, e := range rec.recorded {
+				if e.Namespace != tc.req.Namespace || e.Name != tc.req.Object.Name || e.UID != tc.req.Object.UID || e.UID == "" {
+					t.Errorf("event for %s/%s uid %q, want the request's object %s/%s uid %q", e.Namespace, e.Name, e.UID, tc.req.Namespace, tc.req.Object.Name, tc.req.Object.UID)
+				}
 			}
 			for _, label := range []string{"trusted", "not_trusted", "undetermined"} {
 				want := 0.0
