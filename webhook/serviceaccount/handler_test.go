@@ -305,8 +305,11 @@ func TestHandlerUniqueRoleNamesAreRateLimited(t *testing.T) {
 			for i := w; i < admissions; i += workers {
 				resp := h.Handle(context.Background(), saRequest(admissionv1.Create, "tenant", fmt.Sprintf("sa-%d", i),
 					role(fmt.Sprintf("arn:aws:iam::123456789012:role/unique-%d", i)), nil, false))
-				if resp.Allowed && len(resp.Warnings) == 1 && strings.Contains(resp.Warnings[0], "rate limited") {
+				switch {
+				case resp.Allowed && len(resp.Warnings) == 1 && strings.Contains(resp.Warnings[0], "rate limited"):
 					limitedWarnings.Add(1)
+				case resp.Allowed: // on a loaded machine a lookup may also run out of time
+					t.Logf("admission %d: allowed with warnings %q", i, resp.Warnings)
 				}
 			}
 		})
@@ -319,7 +322,8 @@ func TestHandlerUniqueRoleNamesAreRateLimited(t *testing.T) {
 	if calls > bound {
 		t.Errorf("%d GetRole calls, want at most burst + rate × duration = %d", calls, bound)
 	}
-	if got := testutil.ToFloat64(m.TrustRateLimited); int(got) != admissions-calls || int(limitedWarnings.Load()) != admissions-calls {
-		t.Errorf("rate-limited metric %v, rate-limited warnings %d, want %d each (admissions without a call)", got, limitedWarnings.Load(), admissions-calls)
+	limited := int(limitedWarnings.Load())
+	if got := testutil.ToFloat64(m.TrustRateLimited); int(got) != limited || limited < admissions-bound {
+		t.Errorf("rate-limited metric %v, rate-limited warnings %d, want equal and at least %d (admissions past the bound)", got, limited, admissions-bound)
 	}
 }
