@@ -40,7 +40,7 @@ func TestEnforceWaitsForTheAPIServerAtStart(t *testing.T) {
 	gate := newGate(t, strings.TrimPrefix(suite.cp.Host(), "https://"))
 	kubeconfig := kubeconfigVia(t, "http-gate.kubeconfig", "https://"+gate.addr())
 	p := startEnforce(t, "startup-apiserver", kubeconfig, suite.awsEnv)
-	ns := namespace(ctx, t, "startup-apiserver", "startup-apiserver")
+	ns := namespace(ctx, t, "startup-apiserver", unique("startup-apiserver"))
 
 	waitFor(t, "the webhook to serve and to have failed to reach the API server", func() bool {
 		code, _, err := webhookproc.Get(ctx, p.HealthURL("/healthz"))
@@ -59,10 +59,12 @@ func TestEnforceWaitsForTheAPIServerAtStart(t *testing.T) {
 	}
 
 	gate.open.Store(true)
+	up := time.Now()
 	waitFor(t, "the webhook to be ready once the API server is reachable", func() bool {
 		code, _, err := webhookproc.Get(ctx, p.HealthURL("/readyz"))
 		return err == nil && code == http.StatusOK
 	})
+	t.Logf("ready %v after the API server became reachable", time.Since(up).Round(10*time.Millisecond))
 	assertDependency(t, p, "issuer", true)
 	_, err := suite.cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, "app", trustedRole), metav1.CreateOptions{})
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "does not trust") {
@@ -78,7 +80,7 @@ func TestEnforceWaitsForSTSAtStart(t *testing.T) {
 	sts.Down()
 	env := append(append([]string(nil), suite.awsEnv...), "AWS_ENDPOINT_URL_STS="+sts.URL())
 	p := startEnforce(t, "startup-sts", suite.cp.KubeconfigPath(), env)
-	ns := namespace(ctx, t, "startup-sts", "startup-sts")
+	ns := namespace(ctx, t, "startup-sts", unique("startup-sts"))
 	ghost := "arn:aws:iam::123456789012:role/StartupGhost" // no such role in the webhook's account
 
 	waitFor(t, "the webhook to serve", func() bool {
@@ -99,10 +101,12 @@ func TestEnforceWaitsForSTSAtStart(t *testing.T) {
 	if err := sts.Up(); err != nil {
 		t.Fatal(err)
 	}
+	up := time.Now()
 	waitFor(t, "the webhook to be ready once STS is reachable", func() bool {
 		code, _, err := webhookproc.Get(ctx, p.HealthURL("/readyz"))
 		return err == nil && code == http.StatusOK
 	})
+	t.Logf("ready %v after STS became reachable", time.Since(up).Round(10*time.Millisecond))
 	assertDependency(t, p, "aws_account", true)
 	_, err := suite.cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, "ghost", ghost), metav1.CreateOptions{})
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "does not exist") {
@@ -172,6 +176,10 @@ func assertDependency(t *testing.T, p *webhookproc.Process, dependency string, r
 		t.Errorf("metrics lack %q", line)
 	}
 }
+
+// unique names a namespace after prefix, distinct in every run (-count=N: the last run's
+// namespace may still be terminating).
+func unique(prefix string) string { return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1e6) }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
