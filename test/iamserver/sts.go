@@ -152,11 +152,6 @@ func parseWebIdentityRequest(form url.Values) (webIdentityRequest, *apiError) {
 	return req, nil
 }
 
-// tokenClaims are the claims STS reads; Claims.Audience accepts a string or a list.
-type tokenClaims struct {
-	jwt.Claims
-}
-
 func (s *Server) assumeRoleWithWebIdentity(w http.ResponseWriter, r *http.Request) *apiError {
 	req, e := parseWebIdentityRequest(r.Form)
 	if e != nil {
@@ -166,7 +161,7 @@ func (s *Server) assumeRoleWithWebIdentity(w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		return codeError(CodeInvalidIdentityToken, "Couldn't parse the web identity token: it is not a JWS-signed JWT with an RSA or ECDSA algorithm")
 	}
-	var unverified tokenClaims
+	var unverified jwt.Claims // aud may be a string or a list
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil || unverified.Issuer == "" {
 		return codeError(CodeInvalidIdentityToken, "Couldn't parse the web identity token's claims (iss is required)")
 	}
@@ -194,7 +189,7 @@ func (s *Server) assumeRoleWithWebIdentity(w http.ResponseWriter, r *http.Reques
 	if e != nil {
 		return e
 	}
-	var claims tokenClaims
+	var claims jwt.Claims
 	if err := tok.Claims(keys, &claims); err != nil {
 		if errors.Is(err, jose.ErrJWKSKidNotFound) {
 			return noKey("no key with the token's kid %q in the identity provider's JWKS", tok.Headers[0].KeyID)
