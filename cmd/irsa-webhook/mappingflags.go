@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,7 +17,9 @@ import (
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/mapping"
 	"github.com/irsa-webhook/irsa-webhook/webhook/mappingcache"
+	"github.com/irsa-webhook/irsa-webhook/webhook/mappingcheck"
 	"github.com/irsa-webhook/irsa-webhook/webhook/pod"
+	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
 )
 
 // mappingOptions configure the ServiceAccount-to-role ConfigMap of the reference webhook
@@ -24,6 +27,7 @@ import (
 type mappingOptions struct {
 	watch           bool
 	name, namespace string
+	watcher         *mappingcache.Watcher // set by serviceAccounts when watching
 }
 
 func newMappingOptions() mappingOptions {
@@ -64,6 +68,7 @@ func (o *mappingOptions) serviceAccounts(mgr manager.Manager, cfg *rest.Config, 
 		return nil, fmt.Errorf("create client for the mapping ConfigMap: %w", err)
 	}
 	w := mappingcache.New(client, o.namespace, o.name, log, mappingcache.NewMetrics(reg))
+	o.watcher = w
 	if err := mgr.Add(w); err != nil {
 		return nil, fmt.Errorf("add mapping ConfigMap watcher: %w", err)
 	}
@@ -77,4 +82,13 @@ func (o *mappingOptions) serviceAccounts(mgr manager.Manager, cfg *rest.Config, 
 	}
 	log.Info("watching the mapping ConfigMap", "configMap", o.namespace+"/"+o.name)
 	return mappingcache.ServiceAccounts{Source: sas, Watcher: w, Prefix: prefix}, nil
+}
+
+// checkTrust runs the trust check of h for the roles the mapping gives ServiceAccounts, when
+// an edit changes them (package mappingcheck). Call it before the manager starts.
+func (o *mappingOptions) checkTrust(ctx context.Context, h *serviceaccount.Handler, rec serviceaccount.EventRecorder, sas mappingcheck.ServiceAccounts, log logr.Logger) {
+	if o.watcher == nil {
+		return
+	}
+	o.watcher.OnChange(mappingcheck.New(h, rec, sas, o.namespace+"/"+o.name, log).Changed(ctx))
 }

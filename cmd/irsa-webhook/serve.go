@@ -146,6 +146,7 @@ func runServe(ctx context.Context, args []string, s streams) error {
 		}
 		saHandler.Events = events
 		saHandler.ExcludedNamespaces = admission.ExcludedNamespaces(o.excludedNamespaces)
+		o.mapping.checkTrust(ctx, saHandler, mgr.GetEventRecorder("irsa-webhook"), sas, log.WithName("mapping"))
 		srv.Register(serviceAccountWebhookPath, admission.NewServer[corev1.ServiceAccount]("serviceaccount", saHandler, log, m).
 			SetOnInternalError(saHandler.OnInternalError()))
 	}

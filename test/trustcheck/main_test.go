@@ -131,7 +131,7 @@ func setUp() error {
 			Binary: suite.binary, Kubeconfig: suite.cp.KubeconfigPath(), TLS: tls,
 			LogPath: filepath.Join(suite.dir, mode+".log"), Env: suite.awsEnv,
 			// No --oidc-issuer-url: the issuer is discovered from the API server.
-			Args: []string{"--trust-check=" + mode, "--trust-check-timeout=" + checkTimeout.String(), "--log-level=debug"},
+			Args: append([]string{"--trust-check=" + mode, "--trust-check-timeout=" + checkTimeout.String(), "--log-level=debug"}, mappingArgs(mode)...),
 		})
 		if err != nil {
 			return err

@@ -126,3 +126,37 @@ func (b *builder) build() *Mapping {
 	}
 	return m
 }
+
+// Change is an exact entry whose role or audience is new in a mapping.
+type Change struct {
+	Namespace, Name string
+	Entry           Entry
+}
+
+// Changes lists the exact entries of next that map a ServiceAccount to a role, where prev
+// mapped it to no role, another role or another audience: the ones whose trust is worth
+// checking again. Wildcard entries are left out: which ServiceAccounts they reach is known
+// only when pods come. The list is sorted and holds at most max entries; more reports how
+// many were left out.
+func Changes(prev, next *Mapping, max int) (changes []Change, more int) {
+	if next == nil {
+		return nil, 0
+	}
+	for id, e := range next.exact {
+		if e.RoleARN == "" {
+			continue
+		}
+		ns, name, _ := strings.Cut(id, "/")
+		if p, ok := prev.Lookup(ns, name); ok && p.RoleARN == e.RoleARN && p.Audience == e.Audience {
+			continue
+		}
+		changes = append(changes, Change{Namespace: ns, Name: name, Entry: e})
+	}
+	slices.SortFunc(changes, func(a, b Change) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	if len(changes) > max {
+		return changes[:max], len(changes) - max
+	}
+	return changes, 0
+}

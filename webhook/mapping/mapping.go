@@ -72,7 +72,7 @@ type Entry struct {
 }
 
 // Annotations renders the entry as the ServiceAccount annotations under prefix that mean the
-// same, so that the one function interpreting annotations (irsa.ConfigFor) interprets
+// same, so that the one function interpreting annotations (irsa.ForServiceAccount) interprets
 // mapped ServiceAccounts too. An entry without a role renders no role annotation.
 func (e Entry) Annotations(prefix string) map[string]string {
 	a := make(map[string]string, 4)

@@ -360,3 +360,42 @@ func TestResolvedConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestChanges(t *testing.T) {
+	parse := func(doc string) *Mapping {
+		t.Helper()
+		m, _, err := Parse(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	prev := parse(`{"a/same":{"RoleARN":"` + roleA + `"},"a/role":{"RoleARN":"` + roleA + `"},"a/aud":{"RoleARN":"` + roleA + `"},"a/gone":{"RoleARN":"` + roleA + `"},"*/wild":{"RoleARN":"` + roleA + `"}}`)
+	next := parse(`{"a/same":{"RoleARN":"` + roleA + `","TokenExpiration":3600},"a/role":{"RoleARN":"` + roleB + `"},"a/aud":{"RoleARN":"` + roleA + `","Audience":"x"},` +
+		`"b/new":{"RoleARN":"` + roleC + `"},"b/none":{"RoleARN":""},"*/wild":{"RoleARN":"` + roleB + `"},"c/wild":{"RoleARN":"` + roleA + `"}}`)
+	tests := []struct {
+		name       string
+		prev, next *Mapping
+		max        int
+		want       []string
+		wantMore   int
+	}{
+		{name: "role or audience changed, new entries; not token settings, roles removed or wildcards", prev: prev, next: next, max: 10,
+			want: []string{"a/aud", "a/role", "b/new"}},
+		{name: "bounded", prev: prev, next: next, max: 2, want: []string{"a/aud", "a/role"}, wantMore: 1},
+		{name: "from nothing", next: parse(`{"a/x":{"RoleARN":"` + roleA + `"}}`), max: 10, want: []string{"a/x"}},
+		{name: "to nothing", prev: prev, max: 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, more := Changes(tt.prev, tt.next, tt.max)
+			var ids []string
+			for _, c := range got {
+				ids = append(ids, c.Namespace+"/"+c.Name)
+			}
+			if !slices.Equal(ids, tt.want) || more != tt.wantMore {
+				t.Errorf("Changes = %v, %d more; want %v, %d more", ids, more, tt.want, tt.wantMore)
+			}
+		})
+	}
+}

@@ -67,7 +67,13 @@ type Watcher struct {
 	current  atomic.Pointer[mapping.Mapping]
 	log      logr.Logger
 	metrics  *Metrics
+	onChange func(prev, next *mapping.Mapping)
 }
+
+// OnChange registers f, called after each applied ConfigMap version with the previous and
+// the new mapping, on the informer's goroutine (so f must return quickly). Call it before
+// Start.
+func (w *Watcher) OnChange(f func(prev, next *mapping.Mapping)) { w.onChange = f }
 
 // New returns a watcher of ConfigMap name in namespace. Start it (it is a controller-runtime
 // Runnable) and gate readiness on HasSynced. It needs get, list and watch on that ConfigMap
@@ -137,7 +143,10 @@ func (w *Watcher) apply(obj any) {
 	w.log.Info("configmap mapping applied", "resourceVersion", cm.ResourceVersion, "entries", m.Len(), "skipped", skipped, "adjusted", adjusted)
 	w.setGauges(m.Len(), skipped, adjusted)
 	w.metrics.Updates.WithLabelValues(ResultApplied).Inc()
-	w.current.Store(m) // last: whoever sees the new mapping also sees its metrics
+	prev := w.current.Swap(m) // last: whoever sees the new mapping also sees its metrics
+	if w.onChange != nil {
+		w.onChange(prev, m)
+	}
 }
 
 func (w *Watcher) deleted() {
@@ -160,7 +169,7 @@ type ServiceAccountSource interface {
 
 // ServiceAccounts overlays the mapping on a ServiceAccount source, with the reference's
 // precedence (mapping.Mapping.Resolve): the pod path then reads a mapped ServiceAccount
-// through the same irsa.ConfigFor as an annotated one. A ServiceAccount that does not exist
+// through the same irsa.ForServiceAccount as an annotated one. A ServiceAccount that does not exist
 // is not mapped: the API server refuses pods naming one anyway.
 type ServiceAccounts struct {
 	Source  ServiceAccountSource

@@ -1,0 +1,139 @@
+// Package mappingcheck runs the ServiceAccount trust check for roles that the mapping
+// ConfigMap (package mapping) gives ServiceAccounts: when an edit maps a ServiceAccount to a
+// new role or audience, the role's trust policy is checked for that ServiceAccount exactly
+// as when its own role annotation changes, with the same Event on the ServiceAccount
+// (TrustPolicyMismatch / TrustPolicyUnverified), the same metric and a log line. Nobody is
+// admitted or denied: the ConfigMap edit has already been stored.
+//
+// Checked: exact entries ("<namespace>/<name>") of existing ServiceAccounts that do not name
+// a role themselves (their annotation wins). Not checked: wildcard entries (the
+// ServiceAccounts they reach are only known when pods come), and at most MaxChecks entries
+// per edit (the rest are counted in a log line).
+package mappingcheck
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
+	"github.com/irsa-webhook/irsa-webhook/webhook/awsiam"
+	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+	"github.com/irsa-webhook/irsa-webhook/webhook/mapping"
+	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
+	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
+)
+
+// MaxChecks bounds the trust checks one ConfigMap edit causes.
+const MaxChecks = 100
+
+// maxNote bounds an Event's note, as the admission handler does.
+const maxNote = 1000
+
+// ServiceAccounts finds a ServiceAccount's IRSA view (package sacache's Cache is one).
+type ServiceAccounts interface {
+	ServiceAccount(ctx context.Context, namespace, name string) (sa irsa.Object, found bool, err error)
+}
+
+// Checker checks mapped roles. Its fields are those of the ServiceAccount admission handler
+// it runs beside (New copies them).
+type Checker struct {
+	Source          serviceaccount.TrustSource
+	Issuer          func() string // the cluster's issuer known now ("" while unknown)
+	Defaults        irsa.Defaults
+	Excluded        admission.ExcludedNamespaces
+	Timeout         time.Duration // per check
+	Events          serviceaccount.EventRecorder
+	Metrics         *admission.Metrics
+	ServiceAccounts ServiceAccounts
+	ConfigMap       string // "<namespace>/<name>", for notes and logs
+	Log             logr.Logger
+
+	mu sync.Mutex // one edit's checks at a time, in order
+}
+
+// New returns a checker with the settings of the admission handler h, writing Events with
+// rec directly: the ServiceAccounts it checks are already stored.
+func New(h *serviceaccount.Handler, rec serviceaccount.EventRecorder, sas ServiceAccounts, configMap string, log logr.Logger) *Checker {
+	issuer := h.Issuer
+	if issuer == nil {
+		fixed := h.IssuerURL
+		issuer = func() string { return fixed }
+	}
+	return &Checker{Source: h.Source, Issuer: issuer, Defaults: h.Defaults, Excluded: h.ExcludedNamespaces,
+		Timeout: h.Timeout, Events: rec, Metrics: h.Metrics, ServiceAccounts: sas, ConfigMap: configMap, Log: log}
+}
+
+// Changed starts checking what next maps differently from prev, in the background until ctx
+// ends; it returns at once (it is called on the watcher's informer goroutine).
+func (c *Checker) Changed(ctx context.Context) func(prev, next *mapping.Mapping) {
+	return func(prev, next *mapping.Mapping) {
+		changes, more := mapping.Changes(prev, next, MaxChecks)
+		if len(changes) == 0 {
+			return
+		}
+		if more > 0 {
+			c.Log.Info("mapped roles not checked: too many changes in one edit", "checked", len(changes), "notChecked", more)
+		}
+		go func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			for _, ch := range changes {
+				if ctx.Err() != nil {
+					return
+				}
+				c.check(ctx, ch)
+			}
+		}()
+	}
+}
+
+func (c *Checker) check(ctx context.Context, ch mapping.Change) {
+	if c.Excluded.Excludes(ch.Namespace) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	sa, found, err := c.ServiceAccounts.ServiceAccount(ctx, ch.Namespace, ch.Name)
+	switch {
+	case err != nil:
+		c.Log.Info("mapped role not checked: serviceaccount lookup failed", "namespace", ch.Namespace, "serviceAccount", ch.Name, "error", err.Error())
+		return
+	case !found:
+		return // pods cannot run as it; its creation will not be checked either (no annotation)
+	}
+	if _, own := sa.Annotations[irsa.Key(c.Defaults.AnnotationPrefix, irsa.RoleARNAnnotation)]; own {
+		return // its annotation wins over the mapping, and was checked when it was set
+	}
+	// The entry as the annotations it stands for, read by the same function as annotations.
+	mapped := irsa.Object{Namespace: ch.Namespace, Name: ch.Name, Annotations: ch.Entry.Annotations(c.Defaults.AnnotationPrefix)}
+	v, _ := serviceaccount.CheckServiceAccount(ctx, c.Source, c.Issuer(), mapped, c.Defaults)
+	c.Metrics.TrustChecks.WithLabelValues(serviceaccount.VerdictLabel(v.Result)).Inc()
+	if errors.Is(v.Err, awsiam.ErrRateLimited) {
+		c.Metrics.TrustRateLimited.Inc()
+	}
+	if v.Result == trustpolicy.Trusted {
+		return
+	}
+	c.Log.Info("mapped role trust check failed", "configMap", c.ConfigMap, "namespace", ch.Namespace, "serviceAccount", ch.Name,
+		"roleArn", ch.Entry.RoleARN, "verdict", v.Result.String())
+	if c.Events == nil {
+		return
+	}
+	reason := serviceaccount.ReasonUnverified
+	if v.Result == trustpolicy.NotTrusted {
+		reason = serviceaccount.ReasonMismatch
+	}
+	obj := &corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ch.Namespace, Name: ch.Name}}
+	note := "mapped by ConfigMap " + c.ConfigMap + ": " + v.Summary()
+	if len(note) > maxNote {
+		note = note[:maxNote] + "…"
+	}
+	c.Events.Eventf(obj, nil, corev1.EventTypeWarning, reason, "CheckTrustPolicy", "%s", note)
+}
