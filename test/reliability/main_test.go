@@ -199,9 +199,11 @@ func startWebhookWith(t *testing.T, opts webhookproc.Options) *webhook {
 }
 
 // iamEnv configures the real AWS SDK in the webhook the way users do, through the
-// environment, pointed at the local IAM endpoint.
+// environment, pointed at the local IAM endpoint. The key is registered with it: its STS
+// verifies GetCallerIdentity's signature, which tells the webhook its account.
 func iamEnv(t *testing.T, iam *iamserver.Server, secretAccessKey string) []string {
 	dir := testDir(t)
+	iam.AddAccessKey("AKIDRELIABILITY", secretAccessKey)
 	return []string{
 		"AWS_ENDPOINT_URL=" + iam.URL(), "AWS_ACCESS_KEY_ID=AKIDRELIABILITY", "AWS_SECRET_ACCESS_KEY=" + secretAccessKey,
 		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "AWS_PROFILE=",
