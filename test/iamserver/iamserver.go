@@ -7,7 +7,9 @@
 //
 // IAM: GetRole, and CreateOpenIDConnectProvider, GetOpenIDConnectProvider,
 // ListOpenIDConnectProviders and DeleteOpenIDConnectProvider (provider ARN
-// arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH, in the account of the caller's access key).
+// arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH, in the account of the caller's access key);
+// SimulatePrincipalPolicy for a role, over inline policies set with PutRolePolicy (limits in
+// evaluatePermissions).
 // IAM requests must be SigV4-signed, but only the shape of the signature is checked, so any
 // access key works; faults (errors, latency, a refused connection) can be injected, and calls
 // are counted so tests can assert caching.
@@ -108,6 +110,8 @@ type Server struct {
 	sessions  []string                            // session key ids, oldest first (bounded)
 	providers map[string]map[string]*oidcProvider // account -> provider URL (host/path) -> provider
 	issuers   map[string]IssuerEndpoint           // issuer URL (the iss claim) -> where to fetch its keys
+
+	rolePolicies map[string]map[string]string // lower-case role name -> inline policy name -> JSON
 }
 
 type role struct {
@@ -359,6 +363,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case actCreateProvider, actGetProvider, actListProviders, actDeleteProvider:
 		if version == APIVersion {
 			s.serveOIDCProvider(w, r, action)
+			return
+		}
+	case actSimulatePrincipalPolicy:
+		if version == APIVersion {
+			if e := s.simulatePrincipalPolicy(w, r.Form); e != nil {
+				writeAPIError(w, Namespace, e)
+			}
 			return
 		}
 	case "":
