@@ -90,6 +90,8 @@ Usage:
   irsa-webhook mutate  --service-account SA.yaml [flags] FILE|-
                                                     print what the webhook would do to a manifest
   irsa-webhook trust   check|policy|audit [flags]   check that IAM roles trust their ServiceAccounts
+  irsa-webhook doctor  pod|serviceaccount NAME [-n NS] [--action A --resource R] [-o text|json]
+                                                    explain why a pod does (or would) not get AWS credentials
   irsa-webhook version                              print the version
 
 Run "irsa-webhook COMMAND --help" for a command's flags.
@@ -107,6 +109,8 @@ func run(ctx context.Context, args []string, s streams) error {
 		return runMutate(rest, s)
 	case "trust":
 		return runTrust(ctx, rest, s)
+	case "doctor":
+		return runDoctor(ctx, rest, s)
 	case "version", "--version":
 		fmt.Fprintf(s.out, "irsa-webhook %s (commit %s)\n", version, commit)
 		return nil
