@@ -25,6 +25,7 @@ import (
 type trustOptions struct {
 	mode           serviceaccount.Mode
 	failClosed     bool
+	detailed       bool // warnings and Events quote the trust policy (single-tenant clusters)
 	timeout        time.Duration
 	issuerURL      string
 	policyDir      string
@@ -63,6 +64,7 @@ func (t *trustOptions) addFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.BoolVar(&t.failClosed, "trust-check-fail-closed", t.failClosed, "enforce mode: also deny when the trust cannot be verified (IAM down, throttled, access denied)")
+	fs.BoolVar(&t.detailed, "trust-check-detailed-warnings", t.detailed, "put the full findings, which quote the role's trust policy, in warnings and Events; only for single-tenant clusters: anyone who can create a ServiceAccount could read any role's trust policy (default: only the verdict and which of the ServiceAccount's own claims failed; the findings go to the debug log)")
 	fs.DurationVar(&t.timeout, "trust-check-timeout", t.timeout, "deadline of one trust check; keep it below the webhook's timeoutSeconds")
 	fs.StringVar(&t.issuerURL, "oidc-issuer-url", t.issuerURL, "this cluster's service-account issuer; empty discovers it from the API server")
 	fs.StringVar(&t.policyDir, "trust-policy-dir", t.policyDir, "read trust policies from DIR/<role-name>.json instead of IAM (offline, GitOps CI)")
@@ -200,7 +202,7 @@ func (t *trustOptions) handler(ctx context.Context, cfg *rest.Config, d irsa.Def
 	}
 	log.Info("trust check enabled", "mode", string(t.mode), "issuer", t.issuerURL, "policyDir", t.policyDir)
 	return &serviceaccount.Handler{
-		Mode: t.mode, FailClosed: t.failClosed, Timeout: t.timeout, Issuer: issuer.Value,
+		Mode: t.mode, FailClosed: t.failClosed, DetailedWarnings: t.detailed, Timeout: t.timeout, Issuer: issuer.Value,
 		Defaults: d, Source: src, Metrics: m, Log: log,
 	}, deps, nil
 }

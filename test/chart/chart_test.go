@@ -82,6 +82,7 @@ func everythingSet() values {
 		"trustCheck": values{
 			"mode":                "enforce",
 			"failClosed":          true,
+			"detailedWarnings":    true,
 			"timeout":             "2s",
 			"oidcIssuerURL":       "https://oidc.example.com/id/ABC",
 			"policyDir":           "/etc/irsa-webhook/policies",
@@ -261,6 +262,7 @@ func TestArgs(t *testing.T) {
 		"--shutdown-delay=5s",
 		"--trust-check=warn",
 		"--trust-check-fail-closed=false",
+		"--trust-check-detailed-warnings=false",
 		"--trust-check-timeout=3s",
 		"--iam-cache-ttl=10m",
 		"--iam-negative-cache-ttl=1m",
@@ -316,6 +318,7 @@ func TestArgs(t *testing.T) {
 				"--shutdown-delay=5s",
 				"--trust-check=enforce",
 				"--trust-check-fail-closed=true",
+				"--trust-check-detailed-warnings=true",
 				"--trust-check-timeout=2s",
 				"--oidc-issuer-url=https://oidc.example.com/id/ABC",
 				"--trust-policy-dir=/etc/irsa-webhook/policies",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -59,10 +60,16 @@ type Handler struct {
 	Defaults   irsa.Defaults // annotation prefix, default audience, allowed accounts
 	// ExcludedNamespaces are never checked: the same list and check as the pod webhook's.
 	ExcludedNamespaces admission.ExcludedNamespaces
-	Source             TrustSource
-	Events             EventSink // nil: no events
-	Metrics            *admission.Metrics
-	Log                logr.Logger
+	// DetailedWarnings puts the full findings, which quote the trust policy's principals and
+	// conditions, in warnings and Events (--trust-check-detailed-warnings). Off, they go to
+	// the debug log only and the requester is told which of its own claims failed: with it
+	// on, anyone who can create a ServiceAccount can read any role's trust policy, which only
+	// a single-tenant cluster can accept.
+	DetailedWarnings bool
+	Source           TrustSource
+	Events           EventSink // nil: no events
+	Metrics          *admission.Metrics
+	Log              logr.Logger
 }
 
 var saResource = metav1.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
@@ -110,15 +117,19 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 		}
 		// Written in the request's namespace, once the object is stored (see DeferredEvents).
 		h.Events.Record(Event{Namespace: sa.Namespace, Name: sa.Name, UID: sa.UID, Checked: checkedAnnotations(sa.Annotations, roleKey, audKey),
-			Type: corev1.EventTypeWarning, Reason: reason, Note: truncate(v.Summary(), maxMessage)})
+			Type: corev1.EventTypeWarning, Reason: reason, Note: h.message(v)})
 	}
 	if v.Result != trustpolicy.Trusted {
-		h.Log.V(1).Info("trust check failed", "namespace", sa.Namespace, "serviceAccount", sa.Name, "roleArn", truncate(v.RoleARN, 256), "verdict", v.Result.String())
+		h.Log.V(1).Info("trust check failed", "namespace", sa.Namespace, "serviceAccount", sa.Name, "roleArn", truncate(v.RoleARN, 256), "verdict", v.Result.String(),
+			"findings", truncate(strings.Join(v.Reasons, "; "), maxLogFindings))
+	} else if len(v.Reasons) > 0 {
+		h.Log.V(1).Info("trust check passed with findings", "namespace", sa.Namespace, "serviceAccount", sa.Name, "roleArn", truncate(v.RoleARN, 256),
+			"findings", truncate(strings.Join(v.Reasons, "; "), maxLogFindings))
 	}
-	msg := warningPrefix + truncate(v.Summary(), maxMessage)
+	msg := warningPrefix + h.message(v)
 	switch {
-	case v.Result == trustpolicy.Trusted && len(v.Reasons) == 0:
-		return admission.AllowWithWarnings()
+	case v.Result == trustpolicy.Trusted && len(v.Notes) == 0 && (len(v.Reasons) == 0 || !h.DetailedWarnings):
+		return admission.AllowWithWarnings() // what is broad about the policy is the admin's business
 	case v.Result == trustpolicy.Trusted:
 		return admission.AllowWithWarnings(msg)
 	case v.Result == trustpolicy.NotTrusted && h.Mode == Enforce, h.failsClosed():
@@ -160,6 +171,18 @@ const warningPrefix = "irsa-webhook: "
 
 // admittedUnverified ends an enforce-mode warning for a trust that could not be verified.
 const admittedUnverified = "admitted unverified (enforce mode denies only a verified mismatch unless --trust-check-fail-closed)"
+
+// message is what the requester reads in a warning, a denial or an Event: the verdict and
+// its own failed claims (Verdict.TenantSummary), or with DetailedWarnings every finding.
+func (h *Handler) message(v Verdict) string {
+	if h.DetailedWarnings {
+		return truncate(v.Summary(), maxMessage)
+	}
+	return truncate(v.TenantSummary(), maxMessage)
+}
+
+// maxLogFindings bounds the findings in one debug log line.
+const maxLogFindings = 4000
 
 // maxMessage bounds warnings and event notes (a policy can yield many findings, and the
 // API server truncates long warnings anyway).

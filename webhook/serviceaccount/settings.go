@@ -2,6 +2,7 @@ package serviceaccount
 
 import (
 	"context"
+	"strings"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
@@ -21,9 +22,10 @@ func CheckServiceAccount(ctx context.Context, src TrustSource, issuerURL string,
 		return Verdict{}, false
 	case irsa.InvalidAnnotation:
 		return Verdict{Result: trustpolicy.NotTrusted, RoleARN: s.RoleAnnotation, Subject: trustpolicy.SubjectPrefix + sa.Namespace + ":" + sa.Name,
-			Audience: s.Audience, Reasons: warnings}, true
+			Audience: s.Audience, Reasons: warnings, Cause: strings.Join(warnings, "; ")}, true // about its own annotations
 	}
 	v = Verify(ctx, src, trustpolicy.Request{RoleARN: s.RoleARN, IssuerURL: issuerURL, Namespace: sa.Namespace, ServiceAccount: sa.Name, Audience: s.Audience})
 	v.Reasons = append(v.Reasons, warnings...)
+	v.Notes = warnings // about its own annotations: the requester sees them too
 	return v, true
 }
