@@ -124,6 +124,10 @@ func TestTrustedServiceAccount(t *testing.T) {
 	}
 }
 
+// TestWrongNamespaceWarnsAndRecordsEvent: trustedRole trusts team-a/app only. A tenant
+// creating team-b/app with it is told, in the warning and the Event, which of its own claims
+// failed with the values it sent, and nothing of the policy (not the namespace and name it
+// trusts); the webhook's debug log has the full finding.
 func TestWrongNamespaceWarnsAndRecordsEvent(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(ctx, t, "warn", "team-b")
@@ -132,7 +136,7 @@ func TestWrongNamespaceWarnsAndRecordsEvent(t *testing.T) {
 		t.Fatalf("warn mode must allow: %v", err)
 	}
 	w := warnings.Take("")
-	want := `sub StringEquals "system:serviceaccount:team-a:app" does not match "system:serviceaccount:team-b:app"`
+	want := `does not accept sub "system:serviceaccount:team-b:app"`
 	if len(w) != 1 || !strings.Contains(w[0], want) || !strings.Contains(w[0], "does not trust") {
 		t.Fatalf("warnings = %q, want one saying %q", w, want)
 	}
@@ -140,6 +144,14 @@ func TestWrongNamespaceWarnsAndRecordsEvent(t *testing.T) {
 	if !strings.Contains(e, want) {
 		t.Errorf("event %q does not explain the mismatch", e)
 	}
+	for _, text := range []string{w[0], e} {
+		for _, secret := range []string{"team-a", "oidc-provider/", "StringEquals", "statement"} {
+			if strings.Contains(text, secret) {
+				t.Errorf("the tenant sees %q of the role's trust policy: %q", secret, text)
+			}
+		}
+	}
+	waitLog(t, suite.webhooks["warn"].LogPath(), `sub StringEquals \"system:serviceaccount:team-a:app\" does not match \"system:serviceaccount:team-b:app\"`)
 	// `kubectl describe serviceaccount` finds Events by the object's UID: the Event must name
 	// it. (A validating webhook sees the UID the API server assigned before storing.)
 	sa, err := suite.cs.CoreV1().ServiceAccounts(ns).Get(ctx, "app", metav1.GetOptions{})
@@ -162,12 +174,53 @@ func TestWrongNamespaceWarnsAndRecordsEvent(t *testing.T) {
 	}
 }
 
+// TestTenantCannotReadOtherPolicies: with dry runs, a tenant names roles of the account it
+// may not read. A role that trusts other principals (another cluster's provider, a user)
+// and a role that does not exist give the same answer, which quotes none of them.
+func TestTenantCannotReadOtherPolicies(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(ctx, t, "warn", "prober")
+	const (
+		secretRole   = "arn:aws:iam::123456789012:role/PaymentsAdmin"
+		missingRole  = "arn:aws:iam::123456789012:role/NoSuchRole"
+		otherCluster = "oidc.eks.eu-west-1.amazonaws.com/id/0THERC1USTER"
+	)
+	suite.iam.PutRole(secretRole, `{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/payments-admin"},"Action":"sts:AssumeRole"},
+		{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/`+otherCluster+`"},"Action":"sts:AssumeRoleWithWebIdentity",
+		 "Condition":{"StringEquals":{"`+otherCluster+`:sub":"system:serviceaccount:payments:billing"}}}]}`)
+	answer := func(role string) string {
+		cs, warnings := client()
+		if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, "probe", role), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+			t.Fatal(err)
+		}
+		w := warnings.Take("")
+		if len(w) != 1 {
+			t.Fatalf("role %s: warnings %q, want one", role, w)
+		}
+		for _, secret := range []string{"payments", "0THERC1USTER", "eu-west-1", "user/", "statement"} {
+			if strings.Contains(w[0], secret) {
+				t.Errorf("the tenant sees %q of the role's trust policy: %q", secret, w[0])
+			}
+		}
+		return strings.ReplaceAll(w[0], role, "ROLE")
+	}
+	secret, missing := answer(secretRole), answer(missingRole)
+	if secret != missing {
+		t.Errorf("a role that does not trust this cluster and a missing role are told apart:\n %q\n %q", secret, missing)
+	}
+	if !strings.Contains(missing, "does not accept tokens from the OIDC provider") {
+		t.Errorf("answer %q does not name the claim that failed", missing)
+	}
+	waitLog(t, suite.webhooks["warn"].LogPath(), "payments-admin")
+}
+
 func TestEnforceDenies(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(ctx, t, "enforce", "team-c")
 	_, err := suite.cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(ns, "app", trustedRole), metav1.CreateOptions{})
-	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "does not match \"system:serviceaccount:team-c:app\"") {
-		t.Fatalf("err = %v, want Forbidden naming the mismatch", err)
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `does not accept sub "system:serviceaccount:team-c:app"`) || strings.Contains(err.Error(), "team-a") {
+		t.Fatalf("err = %v, want Forbidden naming the failed claim, not the policy's", err)
 	}
 	if _, err := suite.cs.CoreV1().ServiceAccounts(ns).Get(ctx, "app", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("denied ServiceAccount exists: %v", err)
@@ -299,6 +352,22 @@ func TestTokenClosesTheLoop(t *testing.T) {
 		if code != tc.wantCode {
 			t.Errorf("trust check against %s: exit %d, want %d:\n%s", filepath.Base(tc.file), code, tc.wantCode, out)
 		}
+	}
+}
+
+// waitLog polls a webhook's log until a line holds text.
+func waitLog(t *testing.T, path, text string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && strings.Contains(string(b), text) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the webhook log %s never held %q (%v)", path, text, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
