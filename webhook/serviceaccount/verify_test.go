@@ -45,6 +45,11 @@ func TestTenantSummary(t *testing.T) {
 		{"undecided sub and other keys", with(trustpolicy.Undetermined, "", trustpolicy.NoClaim, trustpolicy.ClaimSubject),
 			unverified + `the checker cannot decide whether the trust policy accepts other values of the request (conditions the checker cannot evaluate before STS sees it) and sub "system:serviceaccount:team-b:app"`},
 		{"undecided, nothing named", with(trustpolicy.Undetermined, ""), unverified + "the checker cannot decide whether the trust policy accepts this token"},
+		{"trusted, with a note on its own annotation", func() serviceaccount.Verdict {
+			v := with(trustpolicy.Trusted, "")
+			v.Notes = []string{"annotation eks.amazonaws.com/audience ignored"}
+			return v
+		}(), `role ` + role + ` trusts system:serviceaccount:team-b:app (audience "sts.amazonaws.com"); annotation eks.amazonaws.com/audience ignored`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
