@@ -22,12 +22,12 @@ import (
 	crzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
 	"github.com/irsa-webhook/irsa-webhook/webhook/pod"
 	"github.com/irsa-webhook/irsa-webhook/webhook/sacache"
 	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
+	"github.com/irsa-webhook/irsa-webhook/webhook/serving"
 )
 
 func newLogger(format, level string) (logr.Logger, error) {
@@ -99,9 +99,12 @@ func runServe(ctx context.Context, args []string, s streams) error {
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddress, ExtraHandlers: profilingHandlers(o.profiling)},
 		HealthProbeBindAddress:  o.healthAddress,
 		GracefulShutdownTimeout: &grace,
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: o.bindAddress,
-			Port: o.port,
+		// Timeouts, a header cap and HTTP/1.1 unless --enable-http2: see package serving.
+		WebhookServer: serving.New(serving.Options{
+			Host:        o.bindAddress,
+			Port:        o.port,
+			EnableHTTP2: o.enableHTTP2,
+			Log:         log.WithName("webhook-server"),
 			TLSOpts: []func(*tls.Config){func(c *tls.Config) {
 				c.MinVersion = minVersion
 				c.CipherSuites = suites

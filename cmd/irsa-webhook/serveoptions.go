@@ -47,6 +47,7 @@ type serveOptions struct {
 	shutdownGrace      time.Duration
 	shutdownDelay      time.Duration
 	profiling          bool
+	enableHTTP2        bool
 	trust              trustOptions
 	cert               certOptions
 	mapping            mappingOptions
@@ -90,6 +91,7 @@ func (o *serveOptions) flagSet() *flag.FlagSet {
 	fs.Var(&o.excludedNamespaces, "excluded-namespaces", "comma-separated namespaces whose pods are never mutated and whose ServiceAccounts are never checked, whatever the webhook configurations send")
 	fs.DurationVar(&o.saLookupTimeout, "service-account-lookup-timeout", o.saLookupTimeout, "budget of the live GET made when a pod's ServiceAccount is not in the cache yet")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace-period", o.shutdownGrace, "how long in-flight requests may take to finish on SIGTERM, after the shutdown delay (keep it at 5s or more: idle keep-alive connections count as busy for up to 5s)")
+	fs.BoolVar(&o.enableHTTP2, "enable-http2", o.enableHTTP2, "offer HTTP/2 on the webhook port; off by default (HTTP/1.1 only): one HTTP/2 connection multiplexes many requests, the vector of the 2023 rapid-reset attacks")
 	fs.BoolVar(&o.profiling, "enable-profiling", o.profiling, "serve Go's pprof profiles under /debug/pprof/ on the metrics address")
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", o.shutdownDelay, "on SIGTERM, report not ready but keep serving this long before stopping, so the API server stops sending requests first")
 	o.trust.addFlags(fs)
