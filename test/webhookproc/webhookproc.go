@@ -208,6 +208,24 @@ func (p *Process) Options() Options { return p.opts }
 // PID is the webhook process's ID (for /proc measurements).
 func (p *Process) PID() int { return p.cmd.Process.Pid }
 
+// RSS is the process's resident memory in bytes (VmRSS of /proc/PID/status; Linux only).
+func (p *Process) RSS() (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
+	if err != nil {
+		return 0, fmt.Errorf("read the webhook's RSS (Linux only): %w", err)
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse VmRSS %q: %w", rest, err)
+			}
+			return kib << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", p.PID())
+}
+
 // URL is https://127.0.0.1:PORT + path on the webhook's HTTPS port.
 func (p *Process) URL(path string) string { return "https://" + loopback(p.opts.Port) + path }
 
