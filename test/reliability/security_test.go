@@ -32,6 +32,7 @@ var tlsVersionName = map[uint16]string{
 
 // TestTLS checks the webhook's TLS versions and cipher-suite flag: by default TLS 1.0 and 1.1
 // handshakes are refused and 1.2 and 1.3 accepted; with --tls-min-version=1.3, 1.2 is refused;
+// HTTP/2 is negotiated only with --enable-http2;
 // an insecure suite in --tls-cipher-suites makes the process exit 2 with a clear message.
 func TestTLS(t *testing.T) {
 	def := startWebhook(t, []string{"--trust-check=off"}, nil)
@@ -78,6 +79,31 @@ func TestTLS(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("HTTP/2 is offered only with --enable-http2", func(t *testing.T) {
+		h2 := startWebhook(t, []string{"--trust-check=off", "--enable-http2"}, nil)
+		for _, tc := range []struct {
+			name string
+			w    *webhook
+			want string
+		}{
+			{"default: http/1.1 although the client prefers h2", def, "http/1.1"},
+			{"--enable-http2: h2", h2, "h2"},
+		} {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(tc.w.tls.CAPEM)
+			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", hostPort(tc.w),
+				&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+				continue
+			}
+			if got := conn.ConnectionState().NegotiatedProtocol; got != tc.want {
+				t.Errorf("%s: negotiated %q, want %q", tc.name, got, tc.want)
+			}
+			conn.Close()
+		}
+	})
 
 	t.Run("insecure cipher suites exit 2", func(t *testing.T) {
 		for _, tc := range []struct{ suites, bad string }{
