@@ -30,18 +30,21 @@ import (
 
 // Limits of the webhook's HTTP server. The API server is the only legitimate client: it
 // sends a request's headers and body at once over the cluster network and gives up after
-// the webhook's timeoutSeconds (at most 30s), so these bounds cost it nothing, while a
-// client that trickles bytes is cut off.
+// the webhook's timeoutSeconds (at most 30s, the API's maximum), so a request not read,
+// handled and answered within 30s is useless to it. The read and write bounds are that
+// maximum, so that they never cut a request the API server still waits for, even on a
+// CPU-starved node (a load run on an overloaded machine, with 5s and 10s bounds, had
+// requests cut); they end a client that trickles bytes, and with it its share of
+// admission.MaxBodyBytesInFlight, which bounds the memory meanwhile.
 const (
-	// ReadHeaderTimeout bounds the time to read a request's headers.
-	ReadHeaderTimeout = 5 * time.Second
-	// ReadTimeout bounds the time to read a whole request, headers and body: the largest
-	// body (7 MiB) takes well under a second on a cluster network. A body that is still
-	// arriving after it is refused (400) and its connection closed, so a slow client holds
-	// its share of admission.MaxBodyBytesInFlight for this long at most.
-	ReadTimeout = 10 * time.Second
-	// WriteTimeout bounds reading the body, handling and writing the answer: the API server
-	// stops waiting after 30s (the largest timeoutSeconds), so an answer later is useless.
+	// ReadHeaderTimeout bounds the time to read a request's headers, from their first byte
+	// (a kept-alive connection waits for that under IdleTimeout). The API server's are a few
+	// hundred bytes, sent at once.
+	ReadHeaderTimeout = 10 * time.Second
+	// ReadTimeout bounds the time to read a whole request, headers and body. A body still
+	// arriving after it is answered 400 and its connection closed.
+	ReadTimeout = 30 * time.Second
+	// WriteTimeout bounds reading the body, handling and writing the answer.
 	WriteTimeout = 30 * time.Second
 	// IdleTimeout closes keep-alive connections idle this long: as long as the API server's
 	// own idle timeout (90s), so that it, not the webhook, ends idle connections and never
