@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
@@ -96,7 +97,7 @@ func runServe(ctx context.Context, args []string, s streams) error {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  log,
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddress, ExtraHandlers: profilingHandlers(o.profiling)},
+		Metrics:                 o.metricsOptions(getCertificate, minVersion, suites),
 		HealthProbeBindAddress:  o.healthAddress,
 		GracefulShutdownTimeout: &grace,
 		// Timeouts, a header cap and HTTP/1.1 unless --enable-http2: see package serving.
@@ -207,6 +208,31 @@ func runServe(ctx context.Context, args []string, s streams) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// metricsOptions serve /metrics (and pprof, when enabled) over HTTPS behind Kubernetes
+// authentication and authorization, the pattern kubebuilder scaffolds: a caller needs a
+// bearer token the API server accepts (TokenReview) whose identity may `get` the path
+// (SubjectAccessReview; the chart's <fullname>-metrics-reader ClusterRole grants /metrics).
+// The certificate is the webhook's own, so a scraper can verify it with the same CA.
+// --metrics-secure=false serves plain HTTP without the filter, for local runs only.
+func (o *serveOptions) metricsOptions(getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error), minVersion uint16, suites []uint16) metricsserver.Options {
+	opts := metricsserver.Options{BindAddress: o.metricsAddress, ExtraHandlers: profilingHandlers(o.profiling)}
+	if !o.metricsSecure {
+		return opts
+	}
+	opts.SecureServing = true
+	opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	opts.TLSOpts = []func(*tls.Config){func(c *tls.Config) {
+		c.MinVersion = minVersion
+		c.CipherSuites = suites
+		c.GetCertificate = getCertificate
+		c.NextProtos = []string{"http/1.1"} // as on the webhook port (see package serving)
+		if o.enableHTTP2 {
+			c.NextProtos = []string{"h2", "http/1.1"}
+		}
+	}}
+	return opts
 }
 
 // profilingHandlers are Go's pprof endpoints, when enabled.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"slices"
 	"time"
 
@@ -47,6 +48,7 @@ type serveOptions struct {
 	shutdownGrace      time.Duration
 	shutdownDelay      time.Duration
 	profiling          bool
+	metricsSecure      bool
 	enableHTTP2        bool
 	trust              trustOptions
 	cert               certOptions
@@ -68,6 +70,7 @@ func newServeOptions() *serveOptions {
 		saLookupTimeout:    sacache.DefaultLiveLookupBudget,
 		shutdownGrace:      defaultShutdownGrace,
 		shutdownDelay:      defaultShutdownDelay,
+		metricsSecure:      true,
 		trust:              newTrustOptions(),
 		cert:               newCertOptions(),
 		mapping:            newMappingOptions(),
@@ -92,7 +95,8 @@ func (o *serveOptions) flagSet() *flag.FlagSet {
 	fs.DurationVar(&o.saLookupTimeout, "service-account-lookup-timeout", o.saLookupTimeout, "budget of the live GET made when a pod's ServiceAccount is not in the cache yet")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace-period", o.shutdownGrace, "how long in-flight requests may take to finish on SIGTERM, after the shutdown delay (keep it at 5s or more: idle keep-alive connections count as busy for up to 5s)")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", o.enableHTTP2, "offer HTTP/2 on the webhook port; off by default (HTTP/1.1 only): one HTTP/2 connection multiplexes many requests, the vector of the 2023 rapid-reset attacks")
-	fs.BoolVar(&o.profiling, "enable-profiling", o.profiling, "serve Go's pprof profiles under /debug/pprof/ on the metrics address")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", o.metricsSecure, "serve /metrics over HTTPS (the webhook's certificate) to callers whose bearer token the API server accepts and whose identity may get the path; false serves plain HTTP to anyone, for local runs only")
+	fs.BoolVar(&o.profiling, "enable-profiling", o.profiling, "serve Go's pprof profiles under /debug/pprof/ on the metrics address, behind the same authentication and authorization as /metrics (without --metrics-secure only on a loopback address)")
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", o.shutdownDelay, "on SIGTERM, report not ready but keep serving this long before stopping, so the API server stops sending requests first")
 	o.trust.addFlags(fs)
 	o.cert.addFlags(fs)
@@ -127,10 +131,26 @@ func (o *serveOptions) validate() error {
 	if o.shutdownGrace < 0 || o.shutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-grace-period %s and --shutdown-delay %s must not be negative", o.shutdownGrace, o.shutdownDelay))
 	}
+	if o.profiling && !o.metricsSecure && !isLoopback(o.metricsAddress) {
+		errs = append(errs, fmt.Errorf("--enable-profiling with --metrics-secure=false needs a loopback --metrics-bind-address, not %q: profiles are served only behind authentication", o.metricsAddress))
+	}
 	errs = append(errs, o.trust.validate()...)
 	errs = append(errs, o.cert.validate()...)
 	errs = append(errs, o.mapping.validate()...)
 	return joinProblems(errs)
+}
+
+// isLoopback reports whether a bind address (host:port) listens on loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func tlsVersion(v string) (uint16, error) {

@@ -78,7 +78,7 @@ func everythingSet() values {
 			"shutdownGracePeriod":         "15s",
 		},
 		"logging":     values{"format": "console", "level": "debug"},
-		"metrics":     values{"port": 9090},
+		"metrics":     values{"port": 9090, "secure": false},
 		"healthProbe": values{"port": 9091},
 		"trustCheck": values{
 			"mode":                "enforce",
@@ -254,6 +254,7 @@ func TestArgs(t *testing.T) {
 		"--tls-min-version=1.2",
 		"--enable-http2=false",
 		"--metrics-bind-address=:8080",
+		"--metrics-secure=true",
 		"--enable-profiling=false",
 		"--health-probe-bind-address=:8081",
 		"--log-format=json",
@@ -311,6 +312,7 @@ func TestArgs(t *testing.T) {
 				"--tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
 				"--enable-http2=true",
 				"--metrics-bind-address=:9090",
+				"--metrics-secure=false",
 				"--enable-profiling=false",
 				"--health-probe-bind-address=:9091",
 				"--log-format=console",
@@ -645,9 +647,14 @@ func TestCertModes(t *testing.T) {
 func TestRBAC(t *testing.T) {
 	serviceAccounts := rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get", "list", "watch"}}
 	events := rbacv1.PolicyRule{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}}
-	discovery := rbacv1.PolicyRule{NonResourceURLs: []string{"/.well-known/openid-configuration", "/openid/v1/jwks"}, Verbs: []string{"get"}}
-	mwc := rbacv1.PolicyRule{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, ResourceNames: []string{fullname}, Verbs: []string{"get", "patch", "update"}}
-	vwc := rbacv1.PolicyRule{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"validatingwebhookconfigurations"}, ResourceNames: []string{fullname}, Verbs: []string{"get", "patch", "update"}}
+	// The discovery document only: the webhook never reads the signing keys (/openid/v1/jwks).
+	discovery := rbacv1.PolicyRule{NonResourceURLs: []string{"/.well-known/openid-configuration"}, Verbs: []string{"get"}}
+	// The caBundle is written with a JSON patch: no update.
+	mwc := rbacv1.PolicyRule{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, ResourceNames: []string{fullname}, Verbs: []string{"get", "patch"}}
+	vwc := rbacv1.PolicyRule{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"validatingwebhookconfigurations"}, ResourceNames: []string{fullname}, Verbs: []string{"get", "patch"}}
+	// controller-runtime's metrics filter authenticates and authorizes each /metrics caller.
+	tokenReviews := rbacv1.PolicyRule{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}}
+	accessReviews := rbacv1.PolicyRule{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}}
 	secret := func(name string) []rbacv1.PolicyRule {
 		return []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{name}, Verbs: []string{"get", "update"}}}
 	}
@@ -658,12 +665,14 @@ func TestRBAC(t *testing.T) {
 		clusterRole []rbacv1.PolicyRule
 		role        []rbacv1.PolicyRule // nil: no Role
 	}{
-		{name: "defaults", values: values{}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery, mwc, vwc}, role: secret(fullname + "-tls")},
-		{name: "trust check off", values: values{"trustCheck": values{"mode": "off"}}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, mwc}, role: secret(fullname + "-tls")},
-		{name: "issuer given", values: values{"trustCheck": values{"oidcIssuerURL": "https://oidc.example.com"}}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, mwc, vwc}, role: secret(fullname + "-tls")},
-		{name: "cert-manager", values: values{"certs": values{"mode": "cert-manager"}}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery}},
-		{name: "provided", values: values{"certs": values{"mode": "provided", "secretName": "corp-tls", "caBundle": testCA}}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery}},
-		{name: "existing ServiceAccount", values: values{"serviceAccount": values{"create": false, "name": "platform-sa"}, "certs": values{"secretName": "serving"}}, serviceAcct: "platform-sa", clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery, mwc, vwc}, role: secret("serving")},
+		{name: "defaults", values: values{}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery, tokenReviews, accessReviews, mwc, vwc}, role: secret(fullname + "-tls")},
+		{name: "trust check off", values: values{"trustCheck": values{"mode": "off"}}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, tokenReviews, accessReviews, mwc}, role: secret(fullname + "-tls")},
+		{name: "issuer given", values: values{"trustCheck": values{"oidcIssuerURL": "https://oidc.example.com"}}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, tokenReviews, accessReviews, mwc, vwc}, role: secret(fullname + "-tls")},
+		{name: "cert-manager", values: values{"certs": values{"mode": "cert-manager"}}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery, tokenReviews, accessReviews}},
+		{name: "provided", values: values{"certs": values{"mode": "provided", "secretName": "corp-tls", "caBundle": testCA}}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery, tokenReviews, accessReviews}},
+		{name: "existing ServiceAccount", values: values{"serviceAccount": values{"create": false, "name": "platform-sa"}, "certs": values{"secretName": "serving"}}, serviceAcct: "platform-sa", clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery, tokenReviews, accessReviews, mwc, vwc}, role: secret("serving")},
+		{name: "metrics over plain HTTP", values: values{"metrics": values{"secure": false}}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery, mwc, vwc}, role: secret(fullname + "-tls")},
+		{name: "metrics off", values: values{"metrics": values{"enabled": false}}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery, mwc, vwc}, role: secret(fullname + "-tls")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -693,6 +702,65 @@ func TestRBAC(t *testing.T) {
 			r.get(t, "RoleBinding", fullname+"-certs", &rb)
 			equal(t, "RoleBinding roleRef", rb.RoleRef, rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: fullname + "-certs"})
 			equal(t, "RoleBinding subjects", rb.Subjects, subjects)
+		})
+	}
+}
+
+// TestMetricsAccess: with secure metrics (the default) the chart renders a ClusterRole that
+// lets its subjects `get` /metrics, and the ServiceMonitor scrapes over HTTPS with a bearer
+// token, verifying the webhook's certificate with the chart's CA; with metrics.secure=false
+// there is no reader role and the scrape is plain HTTP.
+func TestMetricsAccess(t *testing.T) {
+	type endpoint struct {
+		Port            string         `json:"port"`
+		Scheme          string         `json:"scheme"`
+		BearerTokenFile string         `json:"bearerTokenFile"`
+		TLSConfig       map[string]any `json:"tlsConfig"`
+	}
+	defaultTLS := map[string]any{
+		"serverName": fullname + "." + namespace + ".svc",
+		"ca":         map[string]any{"secret": map[string]any{"name": fullname + "-tls", "key": "ca.crt"}},
+	}
+	tests := []struct {
+		name   string
+		values values
+		reader bool
+		want   endpoint
+	}{
+		{"defaults: https with a token", values{"metrics": values{"serviceMonitor": values{"enabled": true}}}, true,
+			endpoint{Port: "metrics", Scheme: "https", BearerTokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token", TLSConfig: defaultTLS}},
+		{"own tlsConfig", values{"metrics": values{"serviceMonitor": values{"enabled": true, "tlsConfig": values{"insecureSkipVerify": true}}}}, true,
+			endpoint{Port: "metrics", Scheme: "https", BearerTokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token", TLSConfig: map[string]any{"insecureSkipVerify": true}}},
+		{"plain HTTP", values{"metrics": values{"secure": false, "serviceMonitor": values{"enabled": true}}}, false,
+			endpoint{Port: "metrics", Scheme: "http"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := render(t, tt.values)
+			if got := r.has("ClusterRole", fullname+"-metrics-reader"); got != tt.reader {
+				t.Fatalf("ClusterRole %s-metrics-reader rendered = %v, want %v", fullname, got, tt.reader)
+			}
+			if tt.reader {
+				var reader rbacv1.ClusterRole
+				r.get(t, "ClusterRole", fullname+"-metrics-reader", &reader)
+				equal(t, "metrics reader rules", reader.Rules, []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}})
+			}
+			o, ok := r.find("ServiceMonitor", fullname)
+			if !ok {
+				t.Fatal("no ServiceMonitor")
+			}
+			var sm struct {
+				Spec struct {
+					Endpoints []endpoint `json:"endpoints"`
+				} `json:"spec"`
+			}
+			if err := yaml.Unmarshal(o.Doc, &sm); err != nil {
+				t.Fatal(err)
+			}
+			if len(sm.Spec.Endpoints) != 1 {
+				t.Fatalf("ServiceMonitor endpoints %+v, want one", sm.Spec.Endpoints)
+			}
+			equal(t, "ServiceMonitor endpoint", sm.Spec.Endpoints[0], tt.want)
 		})
 	}
 }

@@ -30,6 +30,7 @@ func passThrough() map[string]string {
 		"podAnnotations":                   "map of annotations",
 		"podLabels":                        "map of labels",
 		"metrics.serviceMonitor.labels":    "map of labels",
+		"metrics.serviceMonitor.tlsConfig": "prometheus-operator SafeTLSConfig",
 		"tolerations":                      "[]corev1.Toleration",
 		"topologySpreadConstraints":        "[]corev1.TopologySpreadConstraint",
 		"extraEnv":                         "[]corev1.EnvVar",

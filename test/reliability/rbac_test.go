@@ -3,8 +3,12 @@ package reliability_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +19,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -164,7 +169,8 @@ var webhookGroups = []string{"system:serviceaccounts", "system:serviceaccounts:"
 // sufficient, not only restrictive.
 func TestChartRBAC(t *testing.T) {
 	ctx := t.Context()
-	deploy := applyRBAC(t, renderChart(t))
+	objs := renderChart(t)
+	deploy := applyRBAC(t, objs)
 	drill := "rbac"
 	ns := drillNamespace(t, drill)
 
@@ -264,6 +270,38 @@ func TestChartRBAC(t *testing.T) {
 			_, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Patch(ctx, chartFullname, types.JSONPatchType, []byte(`[{"op":"test","path":"/metadata/name","value":"`+chartFullname+`"}]`), metav1.PatchOptions{})
 			return err
 		}},
+		{"patch its own ValidatingWebhookConfiguration", true, func(ctx context.Context) error {
+			_, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Patch(ctx, chartFullname, types.JSONPatchType, []byte(`[{"op":"test","path":"/metadata/name","value":"`+chartFullname+`"}]`), metav1.PatchOptions{})
+			return err
+		}},
+		// The caBundle is written with a JSON patch (certs/selfmanaged.go): update is unused.
+		{"update its own MutatingWebhookConfiguration", false, func(ctx context.Context) error {
+			c, err := suite.admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, chartFullname, metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("admin get: %w", err)
+			}
+			_, err = cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, c, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		}},
+		{"update its own ValidatingWebhookConfiguration", false, func(ctx context.Context) error {
+			c, err := suite.admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, chartFullname, metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("admin get: %w", err)
+			}
+			_, err = cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Update(ctx, c, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		}},
+		// controller-runtime's metrics filter asks the API server about each /metrics caller.
+		{"create tokenreviews", true, func(ctx context.Context) error {
+			_, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: "not-a-token"}}, metav1.CreateOptions{})
+			return err
+		}},
+		{"create subjectaccessreviews", true, func(ctx context.Context) error {
+			_, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User: "someone", NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
+			}}, metav1.CreateOptions{})
+			return err
+		}},
 		{"get a Secret in another namespace", false, func(ctx context.Context) error {
 			_, err := cs.CoreV1().Secrets(ns).Get(ctx, "elsewhere", metav1.GetOptions{})
 			return err
@@ -342,6 +380,24 @@ func TestChartRBAC(t *testing.T) {
 			return apierrors.NewForbidden(authorizationv1.Resource("users"), "system:admin", errors.New(r.Status.Reason))
 		}},
 	}
+	// Rights the binary never uses are not granted at all, even where the API server's
+	// default policy grants them anyway (every ServiceAccount may read /openid/v1/jwks through
+	// system:service-account-issuer-discovery, so impersonation cannot show this one).
+	t.Run("the ClusterRole names only the nonResourceURLs the binary reads", func(t *testing.T) {
+		for _, obj := range objs {
+			cr, ok := obj.(*rbacv1.ClusterRole)
+			if !ok || cr.Name != chartFullname {
+				continue
+			}
+			for _, r := range cr.Rules {
+				for _, u := range r.NonResourceURLs {
+					if u != "/.well-known/openid-configuration" {
+						t.Errorf("ClusterRole %s grants %v on %s, which the webhook never reads", cr.Name, r.Verbs, u)
+					}
+				}
+			}
+		}
+	})
 	// RBAC objects take effect once the API server's authorizer has seen them: wait for the
 	// first right instead of failing on a lag.
 	if err := poll(ctx, 30*time.Second, func() (bool, string) {
@@ -411,6 +467,7 @@ func runWithChartRights(t *testing.T, deploy *appsv1.Deployment, ns string, port
 	if err := os.MkdirAll(filepath.Join(dir, "tls"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	scraper, stranger := metricsCallers(t, ns)
 	iam := newIAM(t)
 	w := startWebhookWith(t, webhookproc.Options{
 		Kubeconfig: kubeconfig, Port: port,
@@ -443,6 +500,7 @@ func runWithChartRights(t *testing.T, deploy *appsv1.Deployment, ns string, port
 	if !hasEnv(p.Spec.Containers[0], irsa.EnvRoleARN) || !hasTokenVolume(p) {
 		t.Errorf("pod not mutated by the webhook running with the chart's rights")
 	}
+	checkMetricsAccess(t, w, sec, scraper, stranger)
 	var denied []string
 	for _, l := range logLines(t, w.LogPath()) {
 		if strings.Contains(strings.ToLower(l), "forbidden") {
@@ -452,6 +510,93 @@ func runWithChartRights(t *testing.T, deploy *appsv1.Deployment, ns string, port
 	if len(denied) > 0 {
 		t.Errorf("the webhook was refused something with the chart's rights:\n%s", strings.Join(denied, "\n"))
 	}
+}
+
+// metricsCallers creates two ServiceAccounts in ns, one bound to the chart's metrics-reader
+// ClusterRole, and returns a token of each. Done before the webhook starts: its metrics
+// filter caches a denial for 30s, so a binding must not lag behind the first scrape.
+func metricsCallers(t *testing.T, ns string) (scraper, stranger string) {
+	t.Helper()
+	ctx := t.Context()
+	token := func(name string) string {
+		createServiceAccount(t, suite.admin, ns, name, "")
+		tr, err := suite.admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("token of %s/%s: %v", ns, name, err)
+		}
+		return tr.Status.Token
+	}
+	scraper, stranger = token("metrics-scraper"), token("metrics-stranger")
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "irsa-rel-metrics-scraper"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: chartFullname + "-metrics-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "metrics-scraper", Namespace: ns}},
+	}
+	if _, err := suite.admin.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("bind the metrics reader: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = suite.admin.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{})
+	})
+	return scraper, stranger
+}
+
+// checkMetricsAccess: the chart's default serves /metrics over HTTPS with the webhook's
+// certificate (verified with the CA of its Secret) behind Kubernetes authentication and
+// authorization: no token is 401, a token whose identity may not get /metrics is 403, a
+// token bound to the metrics-reader ClusterRole gets the metrics.
+func checkMetricsAccess(t *testing.T, w *webhook, sec *corev1.Secret, scraper, stranger string) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if sec == nil || !pool.AppendCertsFromPEM(sec.Data["ca.crt"]) {
+		t.Fatal("no CA in the webhook's Secret to verify the metrics endpoint with")
+	}
+	client := &http.Client{Timeout: webhookCallTimeout, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12},
+	}}
+	defer client.CloseIdleConnections()
+	url := fmt.Sprintf("https://127.0.0.1:%d/metrics", w.Options().MetricsPort)
+	get := func(token string) (int, string, error) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+		if err != nil {
+			return 0, "", err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		return resp.StatusCode, string(body), err
+	}
+	t.Run("metrics: refused without a token", func(t *testing.T) {
+		if code, _, err := get(""); err != nil || code != http.StatusUnauthorized {
+			t.Errorf("GET %s without a token: HTTP %d, %v; want 401", url, code, err)
+		}
+	})
+	t.Run("metrics: refused to an identity that may not read them", func(t *testing.T) {
+		if code, _, err := get(stranger); err != nil || code != http.StatusForbidden {
+			t.Errorf("GET %s as metrics-stranger: HTTP %d, %v; want 403", url, code, err)
+		}
+	})
+	t.Run("metrics: served to the metrics reader", func(t *testing.T) {
+		err := poll(t.Context(), 30*time.Second, func() (bool, string) {
+			code, body, err := get(scraper)
+			return err == nil && code == http.StatusOK && strings.Contains(body, "irsa_webhook_admission_requests_total"),
+				fmt.Sprintf("HTTP %d, %v: %.200s", code, err, body)
+		})
+		if err != nil {
+			t.Errorf("GET %s as metrics-scraper: %v", url, err)
+		}
+	})
+	t.Run("metrics: plain HTTP is not served", func(t *testing.T) {
+		if code, _, err := webhookproc.Get(t.Context(), strings.Replace(url, "https://", "http://", 1)); err == nil && code == http.StatusOK {
+			t.Errorf("GET %s over plain HTTP: HTTP %d, want refused", url, code)
+		}
+	})
 }
 
 func containsString(list []string, s string) bool {

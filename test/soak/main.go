@@ -576,7 +576,7 @@ func startWebhook(binary, kubeconfig string, certs webhookproc.TLS, logPath stri
 	cmd := exec.Command(binary, "serve",
 		"--kubeconfig="+kubeconfig, "--tls-cert-file="+certs.CertFile, "--tls-key-file="+certs.KeyFile,
 		"--bind-address=127.0.0.1", "--port="+strconv.Itoa(ports[0]),
-		"--metrics-bind-address="+addr(ports[1]), "--health-probe-bind-address="+addr(ports[2]),
+		"--metrics-bind-address="+addr(ports[1]), "--metrics-secure=false", "--health-probe-bind-address="+addr(ports[2]),
 		"--log-format=json", "--trust-check=off", "--shutdown-delay=0s")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	w := &webhookProcess{

@@ -175,6 +175,9 @@ func Start(opts Options) (*Process, error) {
 		"--bind-address=127.0.0.1",
 		"--port=" + strconv.Itoa(opts.Port),
 		"--metrics-bind-address=" + loopback(opts.MetricsPort),
+		// Plain HTTP on loopback, so that tests, the load tool and `make run` scrape without a
+		// token; the secure default (HTTPS, authenticated) is tested in test/reliability.
+		"--metrics-secure=false",
 		"--health-probe-bind-address=" + loopback(opts.HealthPort),
 		"--log-format=json",
 	}, opts.Args...)
