@@ -467,7 +467,8 @@ func runWithChartRights(t *testing.T, deploy *appsv1.Deployment, ns string, port
 	if err := os.MkdirAll(filepath.Join(dir, "tls"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	scraper, stranger := metricsCallers(t, ns)
+	// In the chart's namespace: the drill's webhooks (failurePolicy Fail) are not running yet.
+	scraper, stranger := metricsCallers(t, chartNamespace)
 	iam := newIAM(t)
 	w := startWebhookWith(t, webhookproc.Options{
 		Kubeconfig: kubeconfig, Port: port,
