@@ -53,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"webhook"}),
 		PodMutations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "irsa_webhook_pod_mutations_total",
-			Help: "Pod admissions by outcome: mutated, unchanged, no_role, skipped, missing_service_account, invalid_annotation, excluded_namespace, error.",
+			Help: "Pod admissions by outcome: mutated, unchanged, no_role, skipped, missing_service_account, invalid_annotation, excluded_namespace, too_many_containers, canceled, error.",
 		}, []string{"outcome"}),
 		TrustChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "irsa_webhook_trust_checks_total",

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/sets"
 )
 
 // Defaults are the server-wide settings (from flags) that annotations may override.
@@ -68,7 +70,7 @@ type Config struct {
 	MountPath         string
 	Region            string
 	STSRegional       bool
-	SkipContainers    []string // container names left untouched
+	SkipContainers    sets.Set[string] // container names left untouched (at most MaxSkipContainers)
 }
 
 // TokenFile is the path of the token file inside a Linux container.
@@ -80,7 +82,7 @@ func (c Config) WindowsTokenFile() string {
 }
 
 // Skips reports whether the container is listed in the pod's skip-containers annotation.
-func (c Config) Skips(container string) bool { return slices.Contains(c.SkipContainers, container) }
+func (c Config) Skips(container string) bool { return c.SkipContainers.Has(container) }
 
 // Outcome says why a pod was, or was not, given credentials. Values are metric labels.
 type Outcome string
@@ -93,6 +95,8 @@ const (
 	MissingServiceAccount Outcome = "missing_service_account"
 	InvalidAnnotation     Outcome = "invalid_annotation"
 	Excluded              Outcome = "excluded_namespace"
+	TooManyContainers     Outcome = "too_many_containers" // more than MaxContainers: admitted unchanged
+	Canceled              Outcome = "canceled"            // the request's context ended first
 	InternalError         Outcome = "error"
 )
 
@@ -209,9 +213,17 @@ func ConfigFor(sa, pod Object, d Defaults) (cfg Config, outcome Outcome, warning
 		}
 	}
 	if v, ok := pod.Annotations[Key(p, SkipContainersAnnotation)]; ok {
+		// Count before splitting: a list of a million names is refused without building it.
+		if n := strings.Count(v, ",") + 1; n > MaxSkipContainers {
+			return Config{}, InvalidAnnotation, append(warnings, fmt.Sprintf("pod %s/%s: annotation %s lists %d entries, more than the %d a pod can have containers; no AWS credentials injected",
+				pod.Namespace, pod.Name, Key(p, SkipContainersAnnotation), n, MaxSkipContainers))
+		}
 		for name := range strings.SplitSeq(v, ",") {
 			if name = strings.TrimSpace(name); name != "" {
-				cfg.SkipContainers = append(cfg.SkipContainers, name)
+				if cfg.SkipContainers == nil {
+					cfg.SkipContainers = sets.New[string]()
+				}
+				cfg.SkipContainers.Insert(name)
 			}
 		}
 	}

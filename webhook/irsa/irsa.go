@@ -19,6 +19,26 @@ const (
 	MaxTokenExpiration int64 = 86400
 )
 
+// Bounds on what one pod may make the webhook do, checked before any work per container or
+// per name: mutating admission runs before validation, so a tenant can send pods etcd would
+// refuse (thousands of containers, an annotation of megabytes) only to make the webhook
+// spend CPU and memory on them.
+const (
+	// MaxContainers is the most containers (init and regular) a pod may have for the webhook
+	// to inject credentials; a pod with more is admitted unchanged with a warning. Real pods
+	// have a handful (an application, a few sidecars and init containers); the largest seen
+	// in practice have a few dozen. 250 leaves an order of magnitude of headroom above that,
+	// while keeping the patch (about 500 bytes per container) and the work per pod bounded:
+	// 5,000 containers would already make a 1.6 MB patch.
+	MaxContainers = 250
+	// MaxSkipContainers is the most entries the skip-containers annotation may list: a pod
+	// has at most MaxContainers containers, so a longer list names containers that cannot
+	// exist. Such a list is not trusted in part: the pod gets no credentials at all (with a
+	// warning), since ignoring the names past the cap, or the whole annotation, could give
+	// credentials to a container its author asked to leave out.
+	MaxSkipContainers = MaxContainers
+)
+
 // Fixed names of what the webhook adds to a pod.
 const (
 	// VolumeName is the projected service-account-token volume the webhook adds.

@@ -100,6 +100,8 @@ func Mutate(doc []byte, sa irsa.Object, d irsa.Defaults, out Format) (Result, er
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s runs as serviceaccount %q, not %q: nothing injected", head.Kind, head.Metadata.Name, podSA, sa.Name))
 	case sa.Namespace != "" && ns != sa.Namespace:
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s is in namespace %q, serviceaccount %s in %q: nothing injected", head.Kind, head.Metadata.Name, ns, sa.Name, sa.Namespace))
+	case pod.CheckSize(&tmpl.Spec) != nil: // the webhook's own bound, before any loop over the containers
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: %v: nothing injected", head.Kind, head.Metadata.Name, pod.CheckSize(&tmpl.Spec)))
 	default:
 		podObj := irsa.Object{Namespace: ns, Name: head.Metadata.Name, Annotations: tmpl.Metadata.Annotations, Labels: tmpl.Metadata.Labels}
 		cfg, outcome, warnings := irsa.ConfigFor(sa, podObj, d)

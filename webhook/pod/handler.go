@@ -57,6 +57,12 @@ func (h *Handler) handle(ctx context.Context, req *admission.Request[Pod]) (*adm
 		return admission.AllowWithWarnings(), irsa.Skipped
 	}
 	spec := &p.Spec
+	if err := CheckSize(spec); err != nil { // before anything loops over the containers
+		return admission.AllowWithWarnings(WarningPrefix + err.Error() + "; admitted unchanged, no AWS credentials injected"), irsa.TooManyContainers
+	}
+	if resp, canceled := checkContext(ctx); canceled {
+		return resp, irsa.Canceled
+	}
 	saName := ServiceAccountName(spec)
 	sa, found, err := h.ServiceAccounts.ServiceAccount(ctx, req.Namespace, saName)
 	switch {
@@ -65,6 +71,9 @@ func (h *Handler) handle(ctx context.Context, req *admission.Request[Pod]) (*adm
 		return admission.AllowWithWarnings(fmt.Sprintf(WarningPrefix+"could not look up serviceaccount %s/%s (%v); admitted without AWS credentials", req.Namespace, saName, err)), irsa.InternalError
 	case !found:
 		return admission.AllowWithWarnings(fmt.Sprintf(WarningPrefix+"serviceaccount %s/%s not found; admitted without AWS credentials", req.Namespace, saName)), irsa.MissingServiceAccount
+	}
+	if resp, canceled := checkContext(ctx); canceled {
+		return resp, irsa.Canceled
 	}
 	cfg, outcome, warnings := irsa.ConfigFor(sa, podObj, h.Defaults)
 	for i, w := range warnings {
@@ -77,6 +86,9 @@ func (h *Handler) handle(ctx context.Context, req *admission.Request[Pod]) (*adm
 	if len(ops) == 0 {
 		return admission.AllowWithWarnings(warnings...), irsa.Unchanged
 	}
+	if resp, canceled := checkContext(ctx); canceled {
+		return resp, irsa.Canceled
+	}
 	patch, err := MarshalPatch(ops)
 	if err != nil {
 		return admission.AllowWithWarnings(WarningPrefix + "cannot encode the patch (" + err.Error() + "); admitted unchanged"), irsa.InternalError
@@ -84,6 +96,15 @@ func (h *Handler) handle(ctx context.Context, req *admission.Request[Pod]) (*adm
 	resp := admission.AllowWithWarnings(warnings...)
 	resp.Patch = patch
 	return resp, irsa.Mutated
+}
+
+// checkContext answers for a request whose context has ended (the API server gave up, or
+// the server is stopping): nobody waits for the answer, so no more work is spent on it.
+func checkContext(ctx context.Context) (*admissionv1.AdmissionResponse, bool) {
+	if err := ctx.Err(); err != nil {
+		return admission.AllowWithWarnings(WarningPrefix + "request ended before an answer (" + err.Error() + "); admitted unchanged"), true
+	}
+	return nil, false
 }
 
 // ServiceAccountName is the pod's ServiceAccount: spec.serviceAccountName, else the

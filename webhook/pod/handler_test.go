@@ -49,6 +49,7 @@ func TestHandlerAnswers(t *testing.T) {
 		wantPatch   bool
 		wantWarning string // substring of the only warning; "" = no warning
 		wantOutcome irsa.Outcome
+		canceled    bool // the request's context has ended
 	}{
 		{name: "mutated", wantPatch: true, wantOutcome: irsa.Mutated},
 		{name: "another kind", req: func(r *admission.Request[pod.Pod]) {
@@ -74,7 +75,13 @@ func TestHandlerAnswers(t *testing.T) {
 		{name: "token expiration 0x10", pod: podJSON(`"eks.amazonaws.com/token-expiration":"0x10"`, 1), wantPatch: true, wantWarning: `"0x10" ignored`, wantOutcome: irsa.Mutated},
 		{name: "100 KB annotation value", pod: podJSON(`"eks.amazonaws.com/token-expiration":"`+strings.Repeat("9", 100<<10)+`"`, 1), wantPatch: true, wantWarning: "ignored", wantOutcome: irsa.Mutated},
 		{name: "invalid UTF-8 in an annotation", pod: podJSON("\"eks.amazonaws.com/skip-containers\":\"\xff\xfe\"", 1), wantPatch: true, wantOutcome: irsa.Mutated},
-		{name: "1000 containers", pod: podJSON("", 1000), wantPatch: true, wantOutcome: irsa.Mutated},
+		{name: "250 containers", pod: podJSON("", irsa.MaxContainers), wantPatch: true, wantOutcome: irsa.Mutated},
+		{name: "251 containers", pod: podJSON("", irsa.MaxContainers+1), wantWarning: "the pod has 251 containers (init and regular), more than the 250", wantOutcome: irsa.TooManyContainers},
+		{name: "5000 containers", pod: podJSON("", 5000), wantWarning: "admitted unchanged", wantOutcome: irsa.TooManyContainers},
+		{name: "skip list of 250 entries", pod: podJSON(`"eks.amazonaws.com/skip-containers":"`+strings.Repeat("x,", irsa.MaxSkipContainers-1)+`c0"`, 2), wantPatch: true, wantOutcome: irsa.Mutated},
+		{name: "skip list of 251 entries", pod: podJSON(`"eks.amazonaws.com/skip-containers":"`+strings.Repeat("x,", irsa.MaxSkipContainers)+`c0"`, 2),
+			wantWarning: "lists 251 entries, more than the 250", wantOutcome: irsa.InvalidAnnotation},
+		{name: "request already canceled", canceled: true, wantWarning: "context canceled", wantOutcome: irsa.Canceled},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,7 +104,12 @@ func TestHandlerAnswers(t *testing.T) {
 			if tc.req != nil {
 				tc.req(req)
 			}
-			resp := h.Handle(context.Background(), req)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.canceled {
+				cancel()
+			}
+			resp := h.Handle(ctx, req)
 			if !resp.Allowed {
 				t.Fatalf("denied: %+v", resp.Result)
 			}
