@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -85,11 +84,7 @@ func runServe(ctx context.Context, args []string, s streams) error {
 	if err := corev1.AddToScheme(scheme); err != nil {
 		return fmt.Errorf("build scheme: %w", err)
 	}
-	mc, err := metadata.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("create metadata client: %w", err)
-	}
-	sas, err := sacache.New(mc, o.defaults.AnnotationPrefix, o.saLookupTimeout)
+	sas, err := sacache.NewForConfig(cfg, o.defaults.AnnotationPrefix, o.saLookupTimeout)
 	if err != nil {
 		return err
 	}

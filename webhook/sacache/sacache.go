@@ -15,12 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
@@ -29,13 +31,27 @@ import (
 // DefaultLiveLookupBudget bounds the live GET made on a cache miss.
 const DefaultLiveLookupBudget = time.Second
 
+// The live lookups' own client-side rate limit. Misses come in bursts: an informer relisting
+// after an API server restart, or a manifest that creates ServiceAccounts and their
+// workloads together, makes every pod of the burst miss at once. Behind client-go's default
+// (5 requests/s, burst 10) the 11th lookup of a burst already waits past the 1 s budget and
+// its pod is admitted without credentials. Concurrent lookups of one ServiceAccount are
+// collapsed into one GET, so a burst costs one GET per ServiceAccount, not per pod: 200
+// covers a burst of 200 distinct ServiceAccounts within the budget, and 100/s keeps a
+// relisting webhook from loading the API server more than a single kubectl loop would.
+const (
+	LiveLookupQPS   = 100
+	LiveLookupBurst = 200
+)
+
 var gvr = corev1.SchemeGroupVersion.WithResource("serviceaccounts")
 
 // Cache is the ServiceAccount cache. Start it (it is a controller-runtime Runnable), gate
 // readiness on HasSynced, and look ServiceAccounts up with ServiceAccount.
 type Cache struct {
 	informer toolscache.SharedIndexInformer
-	live     metadata.Getter
+	live     metadata.Interface
+	flights  singleflight.Group // one live GET per ServiceAccount at a time
 	budget   time.Duration
 	prefix   string
 	// namespaces interns namespace names: thousands of ServiceAccounts share a few dozen.
@@ -45,10 +61,27 @@ type Cache struct {
 	keys map[string]string
 }
 
-// New returns a cache of the ServiceAccounts' annotations under prefix ("<prefix>/...").
-func New(client metadata.Interface, prefix string, liveBudget time.Duration) (*Cache, error) {
-	inf := metadatainformer.NewFilteredMetadataInformer(client, gvr, metav1.NamespaceAll, 0, toolscache.Indexers{}, nil).Informer()
-	c := &Cache{informer: inf, live: client.Resource(gvr), budget: liveBudget, prefix: prefix + "/",
+// NewForConfig returns a cache whose informer uses cfg and whose live lookups use a copy
+// of cfg with their own rate limit (LiveLookupQPS, LiveLookupBurst).
+func NewForConfig(cfg *rest.Config, prefix string, liveBudget time.Duration) (*Cache, error) {
+	watch, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create metadata client: %w", err)
+	}
+	liveCfg := rest.CopyConfig(cfg)
+	liveCfg.QPS, liveCfg.Burst, liveCfg.RateLimiter = LiveLookupQPS, LiveLookupBurst, nil
+	live, err := metadata.NewForConfig(liveCfg)
+	if err != nil {
+		return nil, fmt.Errorf("create metadata client for live lookups: %w", err)
+	}
+	return New(watch, live, prefix, liveBudget)
+}
+
+// New returns a cache of the ServiceAccounts' annotations under prefix ("<prefix>/..."):
+// the informer lists and watches through watch, lookups on a miss use live.
+func New(watch, live metadata.Interface, prefix string, liveBudget time.Duration) (*Cache, error) {
+	inf := metadatainformer.NewFilteredMetadataInformer(watch, gvr, metav1.NamespaceAll, 0, toolscache.Indexers{}, nil).Informer()
+	c := &Cache{informer: inf, live: live, budget: liveBudget, prefix: prefix + "/",
 		namespaces: map[string]string{}, keys: map[string]string{}}
 	for _, name := range []string{irsa.RoleARNAnnotation, irsa.AudienceAnnotation, irsa.STSRegionalEndpointsAnnotation, irsa.TokenExpirationAnnotation} {
 		k := irsa.Key(prefix, name)
@@ -137,15 +170,32 @@ func (c *Cache) ServiceAccount(ctx context.Context, namespace, name string) (irs
 			return irsa.Object{Namespace: m.Namespace, Name: m.Name, Annotations: m.Annotations}, true, nil
 		}
 	}
-	liveCtx, cancel := context.WithTimeout(ctx, c.budget)
-	defer cancel()
-	m, err := c.live.Namespace(namespace).Get(liveCtx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return irsa.Object{}, false, nil
-	case err != nil:
-		return irsa.Object{}, false, fmt.Errorf("get serviceaccount %s: %w", key, err)
+	// One GET per ServiceAccount however many pods miss it at once. The GET runs under its
+	// own budget, detached from the first caller's context, so that caller going away does
+	// not fail the others; each caller still stops waiting when its own context ends.
+	ch := c.flights.DoChan(key, func() (any, error) {
+		liveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.budget)
+		defer cancel()
+		m, err := c.live.Resource(gvr).Namespace(namespace).Get(liveCtx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return (*metav1.PartialObjectMetadata)(nil), nil
+		case err != nil:
+			return nil, fmt.Errorf("get serviceaccount %s: %w", key, err)
+		}
+		return trim(m, c.prefix, nil), nil
+	})
+	select {
+	case <-ctx.Done():
+		return irsa.Object{}, false, fmt.Errorf("get serviceaccount %s: %w", key, ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return irsa.Object{}, false, r.Err
+		}
+		m := r.Val.(*metav1.PartialObjectMetadata)
+		if m == nil {
+			return irsa.Object{}, false, nil
+		}
+		return irsa.Object{Namespace: m.Namespace, Name: m.Name, Annotations: m.Annotations}, true, nil
 	}
-	m = trim(m, c.prefix, nil)
-	return irsa.Object{Namespace: m.Namespace, Name: m.Name, Annotations: m.Annotations}, true, nil
 }

@@ -3,6 +3,9 @@ package sacache
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,7 +38,7 @@ var role = map[string]string{
 }
 
 func TestTransformKeepsOnlyWhatIRSANeeds(t *testing.T) {
-	c, err := New(newFake(), "eks.amazonaws.com", time.Second)
+	c, err := New(newFake(), newFake(), "eks.amazonaws.com", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +68,7 @@ func TestCache(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	client := newFake(sa("production", "s3-writer", role))
-	c, err := New(client, "eks.amazonaws.com", time.Second)
+	c, err := New(client, client, "eks.amazonaws.com", time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,4 +116,51 @@ func TestCache(t *testing.T) {
 			t.Fatalf("found %v err %v; want an error", found, err)
 		}
 	})
+}
+
+// TestConcurrentMissesShareOneGet: many pods of one ServiceAccount missing the cache at once
+// (the informer has not seen it yet) cost one live GET, not one per pod; a caller whose own
+// context ends stops waiting without failing the others.
+func TestConcurrentMissesShareOneGet(t *testing.T) {
+	const callers = 50
+	live := newFake(sa("production", "burst", role))
+	var gets atomic.Int32
+	release := make(chan struct{})
+	live.PrependReactor("get", "serviceaccounts", func(k8stesting.Action) (bool, runtime.Object, error) {
+		gets.Add(1)
+		<-release // hold the GET until every caller is waiting on it
+		return false, nil, nil
+	})
+	c, err := New(newFake(), live, "eks.amazonaws.com", 5*time.Second) // informer never started: every lookup misses
+	if err != nil {
+		t.Fatal(err)
+	}
+	impatient, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := c.ServiceAccount(impatient, "production", "burst"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a caller whose context ended: err %v, want context.Canceled", err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for range callers {
+		wg.Go(func() {
+			got, found, err := c.ServiceAccount(context.Background(), "production", "burst")
+			if err == nil && (!found || got.Annotations["eks.amazonaws.com/role-arn"] == "") {
+				err = fmt.Errorf("found %v, annotations %v", found, got.Annotations)
+			}
+			errs <- err
+		})
+	}
+	time.Sleep(200 * time.Millisecond) // let the callers join the GET in flight
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := gets.Load(); n != 1 {
+		t.Errorf("%d concurrent lookups of one ServiceAccount made %d GETs, want 1", callers+1, n)
+	}
 }
