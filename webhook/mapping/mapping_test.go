@@ -3,7 +3,6 @@ package mapping
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"testing"
 
@@ -355,7 +354,7 @@ func TestResolvedConfig(t *testing.T) {
 			t.Errorf("%s: outcome %s warnings %v", tc.sa, outcome, warnings)
 		}
 		if cfg.RoleARN != tc.want.RoleARN || cfg.Audience != tc.want.Audience || cfg.ExpirationSeconds != tc.want.ExpirationSeconds ||
-			cfg.STSRegional != tc.want.STSRegional || cfg.MountPath != tc.want.MountPath || !slices.Equal(cfg.SkipContainers, tc.want.SkipContainers) {
+			cfg.STSRegional != tc.want.STSRegional || cfg.MountPath != tc.want.MountPath || !cfg.SkipContainers.Equal(tc.want.SkipContainers) {
 			t.Errorf("%s: config %+v, want %+v", tc.sa, cfg, tc.want)
 		}
 	}
