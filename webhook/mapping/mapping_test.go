@@ -3,6 +3,7 @@ package mapping
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
