@@ -63,6 +63,10 @@ func TestMappedRoleIsChecked(t *testing.T) {
 			t.Errorf("event %q does not say %q", e, want)
 		}
 	}
+	// The Event is read in the tenant's namespace: its own failed claim, not what the role trusts.
+	if want := `does not accept sub "system:serviceaccount:` + ns + `:untrusted"`; !strings.Contains(e, want) || strings.Contains(e, "team-a") {
+		t.Errorf("event %q should say %q and not quote the policy (team-a)", e, want)
+	}
 	// Checks run in order (annotated, trusted, untrusted): the others are done by now.
 	for _, name := range []string{"trusted", "annotated"} {
 		if e := trustEvents(ctx, ns, name); len(e) > 0 {

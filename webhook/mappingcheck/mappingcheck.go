@@ -14,6 +14,7 @@ package mappingcheck
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +54,10 @@ type Checker struct {
 	ServiceAccounts ServiceAccounts
 	ConfigMap       string // "<namespace>/<name>", for notes and logs
 	Log             logr.Logger
+	// DetailedWarnings puts the full findings (which quote the trust policy) in Events, as
+	// the admission handler's; off, the Event tells only which of the ServiceAccount's own
+	// claims failed (Verdict.TenantSummary) and the findings go to the debug log.
+	DetailedWarnings bool
 
 	mu sync.Mutex // one edit's checks at a time, in order
 }
@@ -66,7 +71,7 @@ func New(h *serviceaccount.Handler, rec serviceaccount.EventRecorder, sas Servic
 		issuer = func() string { return fixed }
 	}
 	return &Checker{Source: h.Source, Issuer: issuer, Defaults: h.Defaults, Excluded: h.ExcludedNamespaces,
-		Timeout: h.Timeout, Events: rec, Metrics: h.Metrics, ServiceAccounts: sas, ConfigMap: configMap, Log: log}
+		Timeout: h.Timeout, Events: rec, Metrics: h.Metrics, ServiceAccounts: sas, ConfigMap: configMap, Log: log, DetailedWarnings: h.DetailedWarnings}
 }
 
 // Changed starts checking what next maps differently from prev, in the background until ctx
@@ -122,6 +127,7 @@ func (c *Checker) check(ctx context.Context, ch mapping.Change) {
 	}
 	c.Log.Info("mapped role trust check failed", "configMap", c.ConfigMap, "namespace", ch.Namespace, "serviceAccount", ch.Name,
 		"roleArn", ch.Entry.RoleARN, "verdict", v.Result.String())
+	c.Log.V(1).Info("mapped role trust check findings", "namespace", ch.Namespace, "serviceAccount", ch.Name, "findings", truncateFindings(strings.Join(v.Reasons, "; ")))
 	if c.Events == nil {
 		return
 	}
@@ -131,9 +137,23 @@ func (c *Checker) check(ctx context.Context, ch mapping.Change) {
 	}
 	obj := &corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: ch.Namespace, Name: ch.Name}}
-	note := "mapped by ConfigMap " + c.ConfigMap + ": " + v.Summary()
+	// The Event is read in the ServiceAccount's namespace: the tenant's view of the verdict.
+	summary := v.TenantSummary()
+	if c.DetailedWarnings {
+		summary = v.Summary()
+	}
+	note := "mapped by ConfigMap " + c.ConfigMap + ": " + summary
 	if len(note) > maxNote {
 		note = note[:maxNote] + "…"
 	}
 	c.Events.Eventf(obj, nil, corev1.EventTypeWarning, reason, "CheckTrustPolicy", "%s", note)
+}
+
+// truncateFindings bounds the findings in one debug log line.
+func truncateFindings(s string) string {
+	const maxFindings = 4000
+	if len(s) <= maxFindings {
+		return s
+	}
+	return s[:maxFindings] + "…"
 }
