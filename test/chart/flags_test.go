@@ -166,6 +166,7 @@ func chartSpecific() map[string]string {
 		"cert-service-name":                "the Service the chart creates",
 		"mutating-webhook-configuration":   "the configuration the chart creates",
 		"validating-webhook-configuration": "the configuration the chart creates",
+		"config-map-namespace":             "the release namespace",
 	}
 }
 
