@@ -83,11 +83,7 @@ func (g gatherer) gather(ctx context.Context, cfg *rest.Config, isPod bool, name
 		}
 		if err == nil {
 			f.ServiceAccount = sa
-			for _, m := range sa.ManagedFields {
-				if m.Time != nil && m.Time.After(f.ServiceAccountChanged) {
-					f.ServiceAccountChanged = m.Time.Time
-				}
-			}
+			f.ServiceAccountChanged = doctor.LastChanged(sa.ObjectMeta)
 		}
 		return err
 	})

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/irsa-webhook/irsa-webhook/webhook/doctor"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
 	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
@@ -31,7 +32,8 @@ const trustUsage = `Usage:
   irsa-webhook trust policy --role-arn ARN --issuer URL --namespace NS --service-account NAME [--audience A]
       print the minimal correct trust policy
   irsa-webhook trust audit  [--kubeconfig F] [--oidc-issuer-url URL] [--trust-policy-dir DIR] [-o text|json]
-      every annotated ServiceAccount with its verdict; exit 1 if any is not trusted
+      every annotated ServiceAccount with its verdict, and its running pods created with other
+      credentials (to restart); exit 1 if any is not trusted or any pod is stale
 `
 
 func runTrust(ctx context.Context, args []string, s streams) error {
@@ -166,6 +168,7 @@ type auditRow struct {
 	Namespace string
 	Name      string
 	Verdict   serviceaccount.Verdict
+	StalePods []doctor.StalePod // running pods of this ServiceAccount to restart
 }
 
 func runTrustAudit(ctx context.Context, args []string, s streams) error {
@@ -212,8 +215,12 @@ func runTrustAudit(ctx context.Context, args []string, s streams) error {
 	}
 	d := irsa.NewDefaults()
 	d.AnnotationPrefix, d.TokenAudience = prefix, audience
+	stale, err := stalePods(ctx, cs, list.Items, d, s.err)
+	if err != nil {
+		return err
+	}
 	var rows []auditRow
-	notTrusted := false
+	notTrusted := len(stale) > 0
 	for _, sa := range list.Items {
 		cctx, cancel := context.WithTimeout(ctx, opts.timeout)
 		v, hasRole := serviceaccount.CheckServiceAccount(cctx, src, issuer, irsa.Object{Namespace: sa.Namespace, Name: sa.Name, Annotations: sa.Annotations}, d)
@@ -222,7 +229,7 @@ func runTrustAudit(ctx context.Context, args []string, s streams) error {
 			continue
 		}
 		notTrusted = notTrusted || v.Result == trustpolicy.NotTrusted
-		rows = append(rows, auditRow{Namespace: sa.Namespace, Name: sa.Name, Verdict: v})
+		rows = append(rows, auditRow{Namespace: sa.Namespace, Name: sa.Name, Verdict: v, StalePods: stale[sa.Namespace+"/"+sa.Name]})
 	}
 	slices.SortFunc(rows, func(a, b auditRow) int { return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
 	if err := printVerdicts(s.out, output, rows, false); err != nil {
@@ -245,10 +252,12 @@ func printVerdicts(w io.Writer, output string, rows []auditRow, single bool) err
 			Audience       string   `json:"audience"`
 			Result         string   `json:"result"`
 			Reasons        []string `json:"reasons"`
+			// StalePods are its running pods created with other credentials: restart them.
+			StalePods []doctor.StalePod `json:"stalePods,omitempty"`
 		}
 		out := make([]jsonRow, 0, len(rows))
 		for _, r := range rows {
-			out = append(out, jsonRow{r.Namespace, r.Name, r.Verdict.RoleARN, r.Verdict.Audience, serviceaccount.VerdictLabel(r.Verdict.Result), append([]string{}, r.Verdict.Reasons...)})
+			out = append(out, jsonRow{r.Namespace, r.Name, r.Verdict.RoleARN, r.Verdict.Audience, serviceaccount.VerdictLabel(r.Verdict.Result), append([]string{}, r.Verdict.Reasons...), r.StalePods})
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -274,7 +283,10 @@ func printVerdicts(w io.Writer, output string, rows []auditRow, single bool) err
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, r.Verdict.RoleARN, serviceaccount.VerdictLabel(r.Verdict.Result), reason)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printStalePods(w, rows)
 }
 
 func firstLine(v serviceaccount.Verdict) string {

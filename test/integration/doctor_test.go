@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
@@ -208,12 +210,12 @@ func TestDoctor(t *testing.T) {
 
 func annotate(t *testing.T, cs kubernetes.Interface, ns, name, role string) {
 	t.Helper()
-	sa, err := cs.CoreV1().ServiceAccounts(ns).Get(t.Context(), name, metav1.GetOptions{})
+	// A merge patch, as kubectl annotate sends.
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": withRole(role)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa.Annotations = withRole(role)
-	if _, err := cs.CoreV1().ServiceAccounts(ns).Update(t.Context(), sa, metav1.UpdateOptions{}); err != nil {
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Patch(t.Context(), name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "kubectl-annotate"}); err != nil {
 		t.Fatalf("annotate serviceaccount %s/%s: %v", ns, name, err)
 	}
 }
@@ -252,4 +254,61 @@ func runDoctorBinary(t *testing.T, srv *iamserver.Server, args []string) (string
 	}
 	t.Fatalf("run doctor: %v\n%s", err, stderr.String())
 	return "", -1
+}
+
+// TestTrustAuditStalePods: trust audit lists the running pods whose ServiceAccount names
+// another role than the one they were created with (or a role when they got none), with
+// "restart", and exits 1; a pod created after the change is not listed.
+func TestTrustAuditStalePods(t *testing.T) {
+	cs, _ := newClient(t)
+	ns := newNamespace(t, cs, "stale")
+	const newRole = "arn:aws:iam::123456789012:role/S3WriterRoleV2"
+	createServiceAccount(t, cs, ns, "late", nil)
+	createPod(t, cs, ns, simplePod("before-annotation", "late"))
+	createServiceAccount(t, cs, ns, "moved", withRole(testRoleARN))
+	createPod(t, cs, ns, simplePod("old-role", "moved"))
+	// Creation and managedFields times have a resolution of one second: let the clock pass
+	// the pods' second before the ServiceAccounts change.
+	created := time.Now().Truncate(time.Second)
+	for time.Now().Truncate(time.Second).Equal(created) {
+		time.Sleep(pollEvery)
+	}
+	annotate(t, cs, ns, "late", testRoleARN)
+	annotate(t, cs, ns, "moved", newRole)
+	createPod(t, cs, ns, simplePod("fresh", "moved"))
+
+	ctx, cancel := context.WithTimeout(t.Context(), doctorDeadline)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, suite.binary, "trust", "audit", "--kubeconfig", suite.cp.KubeconfigPath(), "--trust-policy-dir", t.TempDir(), "-o", "json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("trust audit: %v (want exit 1)\n%s\n%s", err, out, stderr.String())
+	}
+	var rows []struct {
+		Namespace, ServiceAccount string
+		StalePods                 []doctor.StalePod
+	}
+	if err := json.Unmarshal(out, &rows); err != nil {
+		t.Fatalf("decode %s: %v", out, err)
+	}
+	got := map[string]string{}
+	for _, r := range rows {
+		for _, p := range r.StalePods {
+			if p.Namespace == ns {
+				got[p.Name] = p.ServiceAccount + " " + p.Action + " " + p.InjectedRoleARN + " -> " + p.CurrentRoleARN
+			}
+		}
+	}
+	want := map[string]string{
+		"before-annotation": "late restart  -> " + testRoleARN,
+		"old-role":          "moved restart " + testRoleARN + " -> " + newRole,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("stale pods in %s:\n got %v\nwant %v", ns, got, want)
+	}
+	text, _ := exec.CommandContext(ctx, suite.binary, "trust", "audit", "--kubeconfig", suite.cp.KubeconfigPath(), "--trust-policy-dir", t.TempDir()).Output()
+	t.Logf("irsa-webhook trust audit\n%s", text)
 }

@@ -162,3 +162,57 @@ func TestChecklistOrder(t *testing.T) {
 		t.Errorf("order %q, want %q", names, want)
 	}
 }
+
+func TestStale(t *testing.T) {
+	d := irsa.NewDefaults()
+	changed := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name    string
+		change  func(f *Facts)
+		want    bool
+		wantWhy string
+	}{
+		{name: "injected with the current role", change: func(*Facts) {}},
+		{name: "injected with another role", change: func(f *Facts) { f.ServiceAccount.Annotations[roleKey] = "arn:aws:iam::123456789012:role/New" }, want: true, wantWhy: "now names arn:aws:iam::123456789012:role/New"},
+		{name: "created before the annotation", change: func(f *Facts) {
+			f.Pod.Spec.Containers[0].Env = nil
+			f.Pod.CreationTimestamp = metav1.NewTime(changed.Add(-time.Minute))
+		}, want: true, wantWhy: "before its ServiceAccount named role"},
+		{name: "created after the annotation without credentials (the webhook chose not to)", change: func(f *Facts) {
+			f.Pod.Spec.Containers[0].Env = nil
+			f.Pod.CreationTimestamp = metav1.NewTime(changed.Add(time.Minute))
+		}},
+		{name: "no managedFields: without credentials is reported", change: func(f *Facts) {
+			f.Pod.Spec.Containers[0].Env = nil
+			f.ServiceAccount.ManagedFields = nil
+		}, want: true, wantWhy: "has no AWS credentials although"},
+		{name: "same second is not proof", change: func(f *Facts) {
+			f.Pod.Spec.Containers[0].Env = nil
+			f.Pod.CreationTimestamp = metav1.NewTime(changed)
+		}},
+		{name: "finished pod", change: func(f *Facts) {
+			f.ServiceAccount.Annotations[roleKey] = "arn:aws:iam::123456789012:role/New"
+			f.Pod.Status.Phase = corev1.PodSucceeded
+		}},
+		{name: "skip label", change: func(f *Facts) {
+			f.ServiceAccount.Annotations[roleKey] = "arn:aws:iam::123456789012:role/New"
+			f.Pod.Labels = map[string]string{irsa.Key(irsa.DefaultAnnotationPrefix, irsa.SkipPodLabel): "true"}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := goodFacts()
+			mt := metav1.NewTime(changed.Add(300 * time.Millisecond))
+			f.ServiceAccount.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Time: &mt}}
+			tc.change(&f)
+			s, _ := Expected(f)
+			sp, stale := Stale(f.Pod, f.ServiceAccount, s, d)
+			if stale != tc.want {
+				t.Fatalf("stale = %v, want %v (%+v)", stale, tc.want, sp)
+			}
+			if stale && (sp.Action != "restart" || !strings.Contains(sp.Reason, tc.wantWhy)) {
+				t.Errorf("got %+v, want action restart and reason with %q", sp, tc.wantWhy)
+			}
+		})
+	}
+}
