@@ -32,6 +32,14 @@ func TestExit(t *testing.T) {
 		regexp.MustCompile(`(?m)^Step 3 .*trust-policies/S3WriterRole\.json$`),
 		// The tenant reads which of its own claims failed, not what the policy trusts.
 		regexp.MustCompile(`(?m)^\s+Warning: irsa-webhook: role arn:aws:iam::123456789012:role/S3WriterRole does not trust system:serviceaccount:staging:s3-writer .*its trust policy does not accept sub "system:serviceaccount:staging:s3-writer"$`),
+		// Step 6 for real: the SDK's default chain got the assumed-role session from the local STS.
+		regexp.MustCompile(`(?m)^\s+"Arn": "arn:aws:sts::123456789012:assumed-role/S3WriterRole/[^"]+"$`),
+		regexp.MustCompile(`(?m)^\s+"UserId": "AROA[A-Z0-9]+:[^"]+",$`),
+		// The debugging section's three failures, each with AWS's code (or the SDK's lack of
+		// credentials) and doctor's verdict.
+		regexp.MustCompile(`(?m)^\s+SDK: AccessDenied from sts:AssumeRoleWithWebIdentity: Not authorized to perform sts:AssumeRoleWithWebIdentity\n\s+doctor: ✗ trust-policy `),
+		regexp.MustCompile(`(?m)^\s+SDK: InvalidIdentityToken from sts:AssumeRoleWithWebIdentity: No OpenIDConnect provider found in your account for ` + regexp.QuoteMeta(issuer) + `\n\s+doctor: ✗ oidc-provider `),
+		regexp.MustCompile(`(?m)^\s+SDK: no credentials \(no AWS_ROLE_ARN .*get credentials: failed to refresh cached credentials.*\n\s+doctor: ✗ service-account .*NoCredentialProviders`),
 	} {
 		if !want.MatchString(out) {
 			t.Errorf("output lacks %s", want)

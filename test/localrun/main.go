@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
+	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
 	"github.com/irsa-webhook/irsa-webhook/test/jwtclaims"
 	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
@@ -97,7 +98,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
+	step6, failures, err := d.exchanges(ctx, r)
+	if err != nil {
+		return err
+	}
 	d.report(r)
+	d.reportExchanges(r, step6, failures)
 	if *exit {
 		return nil
 	}
@@ -119,6 +125,8 @@ type demo struct {
 	root    string // module root
 	// policyFile is the role's trust policy the trust check reads (step 3).
 	policyFile string
+	binary     string            // irsa-webhook, for serve and doctor
+	iam        *iamserver.Server // the local IAM and STS endpoint (steps 1, 3 and 6)
 }
 
 // start brings up the control plane and the webhook, registered.
@@ -130,9 +138,9 @@ func (d *demo) start(ctx context.Context) error {
 	if d.dir, err = os.MkdirTemp("", "irsa-localrun-"); err != nil {
 		return fmt.Errorf("create temporary directory: %w", err)
 	}
-	binary := filepath.Join(d.dir, "irsa-webhook")
+	d.binary = filepath.Join(d.dir, "irsa-webhook")
 	built := make(chan error, 1)
-	go func() { built <- webhookproc.Build(ctx, d.root, binary) }()
+	go func() { built <- webhookproc.Build(ctx, d.root, d.binary) }()
 
 	began := time.Now()
 	binDir, err := d.binaries(ctx)
@@ -164,12 +172,18 @@ func (d *demo) start(ctx context.Context) error {
 	}
 	// Step 3's trust policy, as `irsa-webhook trust policy` writes it, stands in for IAM:
 	// the trust check reads it from a directory (--trust-policy-dir), so no AWS is needed.
-	if d.policyFile, err = writeTrustPolicy(d.dir, filepath.Join(d.root, examplesDir, "serviceaccount.yaml")); err != nil {
+	roleARN, policy, err := writeTrustPolicy(d.dir, filepath.Join(d.root, examplesDir, "serviceaccount.yaml"))
+	if err != nil {
+		return err
+	}
+	d.policyFile = filepath.Join(d.dir, "trust-policies", roleName(roleARN)+".json")
+	// The same policy is the role's in the local IAM endpoint, whose STS the pod's SDK asks.
+	if err := d.startIAM(ctx, roleARN, policy); err != nil {
 		return err
 	}
 	args := append([]string{"--trust-check=warn", "--trust-policy-dir=" + filepath.Dir(d.policyFile), "--oidc-issuer-url=" + issuer}, webhookArgs...)
 	if d.webhook, err = webhookproc.Start(webhookproc.Options{
-		Binary:     binary,
+		Binary:     d.binary,
 		Kubeconfig: d.cp.KubeconfigPath(),
 		TLS:        tls,
 		LogPath:    filepath.Join(d.dir, "irsa-webhook.log"),
@@ -419,45 +433,41 @@ func (d *demo) report(r *applied) {
 	fmt.Fprintf(tw, "    aud\t%s\n", strings.Join(c.Audience, ", "))
 	fmt.Fprintf(tw, "    exp\t%s (valid for %s)\n", c.Expiry.Local().Format("2006-01-02 15:04:05 MST"), c.Lifetime())
 	_ = tw.Flush()
-	fmt.Fprintf(out, "\n  The AWS SDK exchanges it for %s credentials (sts:AssumeRoleWithWebIdentity);\n", r.sa.Annotations[roleKey])
-	fmt.Fprintf(out, "  STS agrees when the role's trust policy (step 3) trusts this issuer and requires this sub and aud.\n")
-
-	fmt.Fprintf(out, "\nDebugging, caught at apply time: the same ServiceAccount created in namespace %q gets, from the trust check,\n", r.mistake.Namespace)
-	for _, w := range r.mistakeWarnings {
-		fmt.Fprintf(out, "  Warning: %s\n", w)
-	}
-	fmt.Fprintf(out, "  (on EKS its pods would fail with AccessDenied from sts:AssumeRoleWithWebIdentity; `--trust-check=enforce` refuses it instead)\n")
 }
 
 // writeTrustPolicy writes the walkthrough's step 3 policy, for the example ServiceAccount
 // and this cluster's issuer, into dir/trust-policies/<role-name>.json for the trust check.
-func writeTrustPolicy(dir, saFile string) (string, error) {
+func writeTrustPolicy(dir, saFile string) (role, doc string, err error) {
 	data, err := os.ReadFile(saFile)
 	if err != nil {
-		return "", fmt.Errorf("read example: %w", err)
+		return "", "", fmt.Errorf("read example: %w", err)
 	}
 	sa, err := manifest.ServiceAccount(data)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", saFile, err)
+		return "", "", fmt.Errorf("%s: %w", saFile, err)
 	}
-	role := sa.Annotations[irsa.Key(irsa.DefaultAnnotationPrefix, irsa.RoleARNAnnotation)]
-	a, err := irsa.ParseRoleARN(role)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", saFile, err)
+	role = sa.Annotations[irsa.Key(irsa.DefaultAnnotationPrefix, irsa.RoleARNAnnotation)]
+	if _, err := irsa.ParseRoleARN(role); err != nil {
+		return "", "", fmt.Errorf("%s: %w", saFile, err)
 	}
-	doc, err := trustpolicy.Minimal(trustpolicy.Request{RoleARN: role, IssuerURL: issuer, Namespace: sa.Namespace, ServiceAccount: sa.Name, Audience: irsa.DefaultTokenAudience})
+	doc, err = trustpolicy.Minimal(trustpolicy.Request{RoleARN: role, IssuerURL: issuer, Namespace: sa.Namespace, ServiceAccount: sa.Name, Audience: irsa.DefaultTokenAudience})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	policyDir := filepath.Join(dir, "trust-policies")
 	if err := os.MkdirAll(policyDir, 0o755); err != nil {
-		return "", fmt.Errorf("create %s: %w", policyDir, err)
+		return "", "", fmt.Errorf("create %s: %w", policyDir, err)
 	}
-	path := filepath.Join(policyDir, a.Name+".json")
-	if err := os.WriteFile(path, []byte(doc+"\n"), 0o644); err != nil {
-		return "", fmt.Errorf("write trust policy: %w", err)
+	if err := os.WriteFile(filepath.Join(policyDir, roleName(role)+".json"), []byte(doc+"\n"), 0o644); err != nil {
+		return "", "", fmt.Errorf("write trust policy: %w", err)
 	}
-	return path, nil
+	return role, doc, nil
+}
+
+// roleName is the name of a role ARN already validated.
+func roleName(arn string) string {
+	a, _ := irsa.ParseRoleARN(arn)
+	return a.Name
 }
 
 // wrongNamespace creates the example ServiceAccount in a "staging" namespace, the
@@ -495,6 +505,9 @@ func (d *demo) explore(r *applied) {
 // are kept for a look and their place printed.
 func (d *demo) cleanUp(failed bool) error {
 	var errs []error
+	if d.iam != nil {
+		d.iam.Close()
+	}
 	if err := d.webhook.Stop(); err != nil {
 		errs = append(errs, err)
 	}
