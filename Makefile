@@ -40,8 +40,11 @@ help: ## List the targets.
 build: ## Build bin/irsa-webhook (static).
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/irsa-webhook
 
+# Built, then exec'ed rather than `go run`: on Ctrl-C `go run` exits 1 whatever its program
+# does, and make reported "Error 1"; the demo itself stops cleanly and exits 0.
 run: control-plane ## The main job on a local default: the walkthrough's pod admitted by the webhook on a local kube-apiserver + etcd (Ctrl-C stops it).
-	go run ./test/localrun
+	go build -o bin/localrun ./test/localrun
+	exec bin/localrun
 
 mutate-example: ## Offline: print the walkthrough's Deployment as the webhook would admit it.
 	go run ./cmd/irsa-webhook mutate --service-account deploy/examples/serviceaccount.yaml deploy/examples/deployment.yaml
