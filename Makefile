@@ -18,6 +18,10 @@ export IRSA_CONTROL_PLANE_DIR := $(CONTROL_PLANE)
 HELM_VERSION  ?= 3.22.0
 HELM          := $(CACHE_DIR)/helm-v$(HELM_VERSION)/helm
 export IRSA_HELM := $(HELM)
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT := $(CACHE_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
+HELM_DOCS_VERSION ?= v1.14.2
+HELM_DOCS := $(CACHE_DIR)/helm-docs-$(HELM_DOCS_VERSION)/helm-docs
 
 # The Go toolchain: 1.27 brings encoding/json/v2 (the hot path's decoder) out of
 # experiment status. The go command fetches this exact version from the module proxy on
@@ -49,7 +53,7 @@ run: control-plane ## The main job on a local default: the walkthrough's pod adm
 mutate-example: ## Offline: print the walkthrough's Deployment as the webhook would admit it.
 	go run ./cmd/irsa-webhook mutate --service-account deploy/examples/serviceaccount.yaml deploy/examples/deployment.yaml
 
-test: lint shellcheck control-plane helm build ## Lint, build the release binary once (warming the build cache the tests share), then every unit and integration test (real kube-apiserver + etcd), then each fuzz target briefly.
+test: lint verify shellcheck control-plane helm build ## Lint, build the release binary once (warming the build cache the tests share), then every unit and integration test (real kube-apiserver + etcd), then each fuzz target briefly.
 	go test -count=1 $(GO_PACKAGES)
 	FUZZTIME=5s test/tools/fuzz.sh
 
@@ -65,9 +69,8 @@ e2e-kind: ## End to end on a throwaway kind cluster (needs a Docker engine; E2E_
 e2e-eks: ## The walkthrough end to end on real EKS + AWS (E2E_EKS_FLAGS='--cluster C --region R --bucket B', or '--dry-run').
 	test/e2e/eks/run.sh $(E2E_EKS_FLAGS)
 
-lint: ## go vet and a gofmt check.
-	go vet $(GO_PACKAGES)
-	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: go vet, staticcheck, errcheck, ... and gofmt).
+	$(GOLANGCI_LINT) run $(GO_PACKAGES)
 
 load: control-plane ## Load the webhook binary over TLS with vegeta against a real API server (LOAD_FLAGS='-duration 20s -rate 500').
 	go run ./test/load $(LOAD_FLAGS)
@@ -81,6 +84,12 @@ soak: control-plane ## Soak: the webhook at 200 req/s of realistic reviews for D
 bench: ## Go benchmarks with allocations (BENCH=regexp, BENCHTIME=1s).
 	go test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) $(GO_PACKAGES)
 
+$(GOLANGCI_LINT):
+	test/tools/build-go-tool.sh golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint $(GOLANGCI_LINT_VERSION) >/dev/null
+
+$(HELM_DOCS):
+	test/tools/build-go-tool.sh helm-docs github.com/norwoodj/helm-docs/cmd/helm-docs $(HELM_DOCS_VERSION) >/dev/null
+
 control-plane: $(CONTROL_PLANE)/kube-apiserver ## Build etcd, kube-apiserver and kubectl from the module proxy (cached).
 $(CONTROL_PLANE)/kube-apiserver:
 	K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) test/tools/build-control-plane.sh $(CONTROL_PLANE) >/dev/null
@@ -89,11 +98,13 @@ helm: $(HELM) ## Build helm from the module proxy (cached).
 $(HELM):
 	HELM_VERSION=$(HELM_VERSION) test/tools/build-helm.sh $(dir $(HELM)) >/dev/null
 
-generate: helm ## Regenerate deploy/manifests from the Helm chart.
+generate: helm $(HELM_DOCS) ## Regenerate deploy/manifests and the chart README's table of values from the Helm chart.
 	test/tools/render-manifests.sh
+	$(HELM_DOCS) --chart-search-root deploy/charts --log-level warning
 
-verify: helm ## Fail if deploy/manifests is stale; lint the chart.
+verify: helm $(HELM_DOCS) ## Fail if deploy/manifests or the chart README's table of values is stale; lint the chart.
 	test/tools/render-manifests.sh --check
+	$(HELM_DOCS) --chart-search-root deploy/charts --log-level warning --dry-run | diff -u deploy/charts/irsa-webhook/README.md - || { echo "deploy/charts/irsa-webhook/README.md is stale: run make generate"; exit 1; }
 	$(HELM) lint --strict deploy/charts/irsa-webhook
 
 image: ## Build the container image (needs a Docker engine).
