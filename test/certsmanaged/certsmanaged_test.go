@@ -106,7 +106,7 @@ func TestSecretAbsent(t *testing.T) {
 			eventually(t, "Ready names the missing Secret", func() error {
 				err := m.Ready()
 				if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "forbidden") {
-					return fmt.Errorf("Ready = %v, want an error containing %q and forbidden", err, want)
+					return fmt.Errorf("Ready = %w, want an error containing %q and forbidden", err, want)
 				}
 				return nil
 			})
@@ -230,7 +230,7 @@ func TestRotation(t *testing.T) {
 			}
 			pair, err := m.GetCertificate(nil)
 			if err != nil || !bytes.Equal(pair.Leaf.Raw, certsIn(t, s.Data[certs.SecretKeyCert])[0].Raw) {
-				return fmt.Errorf("Manager does not serve the Secret's certificate yet (error %v)", err)
+				return fmt.Errorf("Manager does not serve the Secret's certificate yet (error %w)", err)
 			}
 			if f, _ := os.ReadFile(o.CertFile); !bytes.Equal(f, s.Data[certs.SecretKeyCert]) {
 				return fmt.Errorf("%s does not hold the Secret's certificate yet", o.CertFile)
@@ -301,7 +301,7 @@ func TestNotReadyUntilConfigurationExists(t *testing.T) {
 	want := fmt.Sprintf("get ValidatingWebhookConfiguration %q to write its caBundle", e.name)
 	eventually(t, "Ready names the missing configuration", func() error {
 		if err := m.Ready(); err == nil || !strings.Contains(err.Error(), want) {
-			return fmt.Errorf("Ready = %v, want an error containing %q", err, want)
+			return fmt.Errorf("Ready = %w, want an error containing %q", err, want)
 		}
 		return nil
 	})

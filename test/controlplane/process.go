@@ -60,7 +60,7 @@ func StartChild(cmd *exec.Cmd, log io.Closer, exited func(waitErr error)) error 
 	go func() {
 		runtime.LockOSThread()
 		if log != nil {
-			defer log.Close()
+			defer func() { _ = log.Close() }()
 		}
 		if err := cmd.Start(); err != nil {
 			started <- err
@@ -121,9 +121,9 @@ func (p *process) waitReady(ctx context.Context, timeout time.Duration, check fu
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited before it was ready (%v)%s", p.name, p.waitErr, p.logExcerpt())
+			return fmt.Errorf("%s exited before it was ready (%w)%s", p.name, p.waitErr, p.logExcerpt())
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %v: %w (last check: %v)%s", p.name, timeout, ctx.Err(), last, p.logExcerpt())
+			return fmt.Errorf("%s not ready after %v: %w (last check: %w)%s", p.name, timeout, ctx.Err(), last, p.logExcerpt())
 		case <-ticker.C:
 		}
 	}

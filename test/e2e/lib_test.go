@@ -158,7 +158,7 @@ func TestRunPrintsAndSkipsInDryRun(t *testing.T) {
 		t.Errorf("got:\n%s\nwant:\n%s", out, want)
 	}
 	if _, err := os.Stat("should-not-exist"); err == nil {
-		os.Remove("should-not-exist")
+		_ = os.Remove("should-not-exist")
 		t.Error("run ran its command in a dry run")
 	}
 }

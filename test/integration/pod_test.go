@@ -455,7 +455,7 @@ func TestReadiness(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer p.Kill() // after a failed check; a no-op once stopped
+		defer func() { _ = p.Kill() }() // after a failed check; a no-op once stopped
 
 		// Wait until the process is up: /healthz answers and the webhook server has started.
 		var health, ready int

@@ -107,7 +107,7 @@ func run(ctx context.Context, o options) (err error) {
 	if e.dir, err = os.MkdirTemp("", "irsa-load-"); err != nil {
 		return err
 	}
-	defer os.RemoveAll(e.dir)
+	defer func() { _ = os.RemoveAll(e.dir) }()
 	out, err := exec.CommandContext(ctx, filepath.Join(e.root, "test/tools/build-vegeta.sh")).Output()
 	if err != nil {
 		return fmt.Errorf("build vegeta: %w", err)
@@ -120,7 +120,7 @@ func run(ctx context.Context, o options) (err error) {
 	if e.cp, err = controlplane.Start(ctx, controlplane.Options{}); err != nil {
 		return err
 	}
-	defer e.cp.Stop()
+	defer func() { _ = e.cp.Stop() }()
 	cfg := e.cp.Config()
 	cfg.QPS, cfg.Burst = 2000, 2000
 	if e.cs, err = kubernetes.NewForConfig(cfg); err != nil {
@@ -146,7 +146,7 @@ func run(ctx context.Context, o options) (err error) {
 		LogPath: filepath.Join(e.dir, "webhook.log"), Args: args}); err != nil {
 		return err
 	}
-	defer e.webhook.Stop()
+	defer func() { _ = e.webhook.Stop() }()
 	if err := e.webhook.WaitReady(ctx, 2*time.Minute); err != nil {
 		return err
 	}
@@ -369,7 +369,7 @@ func (e *env) cpuProfile(ctx context.Context, path string, d time.Duration) erro
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("get CPU profile: HTTP %d: %v", resp.StatusCode, err)
+		return fmt.Errorf("get CPU profile: HTTP %d: %w", resp.StatusCode, err)
 	}
 	return os.WriteFile(path, body, 0o644)
 }

@@ -85,7 +85,7 @@ func (r *reference) waitReady(ctx context.Context, review, caPEM []byte, timeout
 		case <-r.exited:
 			return fmt.Errorf("the reference webhook exited: %s", tail(r.logPath))
 		case <-ctx.Done():
-			return fmt.Errorf("the reference webhook is not answering with a patch after %s: %v; log: %s", timeout, last, tail(r.logPath))
+			return fmt.Errorf("the reference webhook is not answering with a patch after %s: %w; log: %s", timeout, last, tail(r.logPath))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

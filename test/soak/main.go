@@ -476,7 +476,7 @@ func rssKiB(pid int) (int64, error) {
 func goroutines(ctx context.Context, url string) (int, error) {
 	code, body, err := webhookproc.GetAll(ctx, url)
 	if err != nil || code != http.StatusOK {
-		return 0, fmt.Errorf("scrape %s: HTTP %d, %v", url, code, err)
+		return 0, fmt.Errorf("scrape %s: HTTP %d, %w", url, code, err)
 	}
 	for line := range strings.SplitSeq(body, "\n") {
 		if rest, ok := strings.CutPrefix(line, "go_goroutines "); ok {

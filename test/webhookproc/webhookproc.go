@@ -271,7 +271,7 @@ func (p *Process) WaitReady(ctx context.Context, timeout time.Duration) error {
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("irsa-webhook exited before it was ready (%v)%s", p.waitErr, p.LogTail())
+			return fmt.Errorf("irsa-webhook exited before it was ready (%w)%s", p.waitErr, p.LogTail())
 		case <-ctx.Done():
 			return fmt.Errorf("irsa-webhook not ready after %v (last /readyz: %s)%s", timeout, last, p.LogTail())
 		case <-ticker.C:

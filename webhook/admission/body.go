@@ -110,7 +110,7 @@ func readBody(r io.Reader, contentLength, limit int64, budget *BodyBudget) (*bod
 			return b, errBodyTooLarge
 		}
 		switch {
-		case err == io.EOF:
+		case errors.Is(err, io.EOF):
 			return b, nil
 		case err != nil:
 			return b, fmt.Errorf("read request body: %w", err)

@@ -114,7 +114,7 @@ func TestBodyBudget(t *testing.T) {
 		if got := testutil.ToFloat64(m.Requests.WithLabelValues("pod", admission.ResultOverloaded)); got != 1 {
 			t.Errorf("overloaded metric = %v, want 1", got)
 		}
-		slow.w.Close()
+		_ = slow.w.Close()
 		<-answer
 		if rec := post(big); rec.Code != http.StatusOK {
 			t.Errorf("after the slow request ended: HTTP %d, want 200 (budget not given back)", rec.Code)

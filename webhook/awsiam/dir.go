@@ -47,7 +47,7 @@ func (d *DirSource) TrustPolicy(ctx context.Context, roleARN string) (string, er
 	if err != nil {
 		return "", &Error{RoleARN: roleARN, Class: ErrUnavailable, Detail: "read trust policy file", Err: err}
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: nothing to lose
 	text, err := io.ReadAll(io.LimitReader(f, maxPolicyFileSize+1))
 	if err != nil {
 		return "", &Error{RoleARN: roleARN, Class: ErrUnavailable, Detail: "read trust policy file", Err: err}

@@ -159,5 +159,5 @@ func httpStatus(err error) int {
 
 // transient reports whether an error class is worth only a short negative-cache entry.
 func transient(class error) bool {
-	return class == ErrThrottled || class == ErrUnavailable
+	return errors.Is(class, ErrThrottled) || errors.Is(class, ErrUnavailable)
 }

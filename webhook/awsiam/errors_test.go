@@ -62,7 +62,7 @@ func TestTrustPolicyClassifiesClientErrors(t *testing.T) {
 				t.Fatalf("TrustPolicy error = %v, want class %v", err, tt.wantClass)
 			}
 			for _, other := range []error{awsiam.ErrNotFound, awsiam.ErrAccessDenied, awsiam.ErrThrottled, awsiam.ErrUnavailable, awsiam.ErrInvalidARN} {
-				if other != tt.wantClass && errors.Is(err, other) {
+				if !errors.Is(other, tt.wantClass) && errors.Is(err, other) {
 					t.Errorf("TrustPolicy error %v is also %v", err, other)
 				}
 			}

@@ -2,6 +2,7 @@ package awsiam
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -215,7 +216,7 @@ func (s *Source) SetAccountID(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, e := range s.cache {
-		if e.err != nil && e.err.Class == ErrOtherAccount {
+		if e.err != nil && errors.Is(e.err.Class, ErrOtherAccount) {
 			delete(s.cache, k)
 		}
 	}
@@ -282,7 +283,7 @@ func (s *Source) getRole(ctx context.Context, a irsa.RoleARN) (string, *Error) {
 	out, err := s.client.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(a.Name)})
 	if err != nil {
 		e := classify(key, err)
-		if e.Class == ErrNotFound && *s.accountID.Load() == "" {
+		if errors.Is(e.Class, ErrNotFound) && *s.accountID.Load() == "" {
 			e.Class = ErrOtherAccount
 			e.Detail = "IAM has no such role in the webhook's own account, and that account is unknown, so the role may live in another"
 		}

@@ -41,7 +41,7 @@ func isolateAWSEnv(t testing.TB) {
 	t.Helper()
 	for _, k := range awsEnv {
 		t.Setenv(k, "") // registers the restore
-		os.Unsetenv(k)
+		_ = os.Unsetenv(k)
 	}
 	dir := t.TempDir()
 	t.Setenv("AWS_CONFIG_FILE", dir+"/config")
@@ -465,7 +465,7 @@ func TestTrustPolicyCallSlotWaitEndsAtCallTimeout(t *testing.T) {
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { src.TrustPolicy(context.Background(), roleARN("a")) })
+	wg.Go(func() { _, _ = src.TrustPolicy(context.Background(), roleARN("a")) })
 	<-c.started // a holds the only slot
 
 	start := time.Now()

@@ -56,7 +56,7 @@ func ServiceAccount(doc []byte) (irsa.Object, error) {
 	}
 	var sa corev1.ServiceAccount
 	if err := json.Unmarshal(js, &sa); err != nil {
-		return irsa.Object{}, fmt.Errorf("%w: decode ServiceAccount: %v", ErrInput, err)
+		return irsa.Object{}, fmt.Errorf("%w: decode ServiceAccount: %w", ErrInput, err)
 	}
 	if sa.Kind != "ServiceAccount" {
 		return irsa.Object{}, fmt.Errorf("%w: want kind ServiceAccount, got %q", ErrInput, sa.Kind)
@@ -79,7 +79,7 @@ func Mutate(doc []byte, sa irsa.Object, d irsa.Defaults, out Format) (Result, er
 		Metadata        metav1.ObjectMeta `json:"metadata"`
 	}
 	if err := json.Unmarshal(js, &head); err != nil {
-		return Result{}, fmt.Errorf("%w: decode manifest: %v", ErrInput, err)
+		return Result{}, fmt.Errorf("%w: decode manifest: %w", ErrInput, err)
 	}
 	path, ok := templatePaths[head.Kind]
 	if !ok {
@@ -148,7 +148,7 @@ func podTemplate(js []byte, kind string) (*pod.Pod, error) {
 		t = w.Spec.Template
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: decode %s pod template: %v", ErrInput, kind, err)
+		return nil, fmt.Errorf("%w: decode %s pod template: %w", ErrInput, kind, err)
 	}
 	if len(t.Spec.Containers) == 0 {
 		return nil, fmt.Errorf("%w: %s has no containers in its pod template", ErrInput, kind)
@@ -188,7 +188,7 @@ func toJSON(doc []byte) ([]byte, error) {
 	}
 	js, err := yaml.YAMLToJSON(trimmed)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the manifest is neither JSON nor YAML: %v", ErrInput, err)
+		return nil, fmt.Errorf("%w: the manifest is neither JSON nor YAML: %w", ErrInput, err)
 	}
 	if len(js) == 0 || js[0] != '{' {
 		return nil, fmt.Errorf("%w: the manifest is not an object", ErrInput)
