@@ -97,7 +97,7 @@ func providerURL(issuer string) (string, error) {
 	u, err := url.Parse(issuer)
 	switch {
 	case err != nil:
-		return "", fmt.Errorf("invalid URL %q: %v", issuer, err)
+		return "", fmt.Errorf("invalid URL %q: %w", issuer, err)
 	case u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
 		return "", fmt.Errorf("URL %q must be https://host[/path] without credentials, query or fragment", issuer)
 	}

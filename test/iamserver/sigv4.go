@@ -30,16 +30,22 @@ type authorization struct {
 	signature                          string
 }
 
+// awsMessage is an error whose text is AWS's own message, sent as it is (AWS's messages are
+// sentences, capitalised and ending with a period, unlike Go error strings).
+type awsMessage string
+
+func (m awsMessage) Error() string { return string(m) }
+
 // parseAuthorization parses a SigV4 Authorization header; the error text is what AWS says in
 // its IncompleteSignature answer.
 func parseAuthorization(h string) (authorization, error) {
 	var a authorization
 	if len(h) > maxAuthzLen {
-		return a, fmt.Errorf("Authorization header is longer than %d bytes.", maxAuthzLen)
+		return a, awsMessage(fmt.Sprintf("Authorization header is longer than %d bytes.", maxAuthzLen))
 	}
 	rest, ok := strings.CutPrefix(h, "AWS4-HMAC-SHA256 ")
 	if !ok {
-		return a, fmt.Errorf("Authorization header requires the AWS4-HMAC-SHA256 algorithm.")
+		return a, awsMessage("Authorization header requires the AWS4-HMAC-SHA256 algorithm.")
 	}
 	fields := map[string]string{}
 	for _, f := range strings.Split(rest, ",") {
@@ -53,11 +59,11 @@ func parseAuthorization(h string) (authorization, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return a, fmt.Errorf("%s", strings.Join(missing, " "))
+		return a, awsMessage(strings.Join(missing, " "))
 	}
 	scope := strings.Split(fields["Credential"], "/")
 	if len(scope) != 5 || scope[0] == "" || scope[4] != "aws4_request" {
-		return a, fmt.Errorf("Credential should have form: <access key>/<date>/<region>/<service>/aws4_request.")
+		return a, awsMessage("Credential should have form: <access key>/<date>/<region>/<service>/aws4_request.")
 	}
 	a.accessKeyID, a.date, a.region, a.service = scope[0], scope[1], scope[2], scope[3]
 	a.signedHeaders = strings.Split(fields["SignedHeaders"], ";")

@@ -94,7 +94,8 @@ func TestGetCallerIdentitySignature(t *testing.T) {
 		{name: "not SigV4", mutate: func(r *http.Request, _ *string) { r.Header.Set("Authorization", "AWS AKIDEXAMPLE:c2ln") },
 			wantStatus: 400, wantCode: "IncompleteSignature"},
 		{name: "no signature field", creds: longTerm, mutate: func(r *http.Request, _ *string) {
-			r.Header.Set("Authorization", r.Header.Get("Authorization")[:strings.Index(r.Header.Get("Authorization"), ", Signature=")])
+			before, _, _ := strings.Cut(r.Header.Get("Authorization"), ", Signature=")
+			r.Header.Set("Authorization", before)
 		}, wantStatus: 400, wantCode: "IncompleteSignature", wantMsg: "'Signature'"},
 		{name: "no date", creds: longTerm, mutate: func(r *http.Request, _ *string) { r.Header.Del("X-Amz-Date") }, wantStatus: 400, wantCode: "IncompleteSignature"},
 		{name: "long-term key with a session token", creds: aws.Credentials{AccessKeyID: iamserver.DefaultAccessKeyID, SecretAccessKey: iamserver.DefaultSecretAccessKey, SessionToken: "forged"},

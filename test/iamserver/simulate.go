@@ -92,7 +92,7 @@ func parsePermissions(doc string) ([]permissionStatement, error) {
 	if err := json.Unmarshal(p.Statement, &list); err != nil {
 		var one permissionStatement
 		if err := json.Unmarshal(p.Statement, &one); err != nil {
-			return nil, fmt.Errorf("Statement: %w", err)
+			return nil, fmt.Errorf("statement: %w", err)
 		}
 		list = []permissionStatement{one}
 	}

@@ -68,9 +68,9 @@ func newTestIDP(t *testing.T) *testIDP {
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
 		case "/.well-known/openid-configuration":
-			json.NewEncoder(w).Encode(map[string]string{"issuer": p.issuer.Load().(string), "jwks_uri": "https://oidc.idp.test/openid/v1/jwks"})
+			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": p.issuer.Load().(string), "jwks_uri": "https://oidc.idp.test/openid/v1/jwks"})
 		case "/openid/v1/jwks":
-			w.Write([]byte(p.jwks.Load().(string)))
+			_, _ = w.Write([]byte(p.jwks.Load().(string)))
 		default:
 			http.NotFound(w, r)
 		}

@@ -23,11 +23,6 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.code + ": " + e.msg }
 
-// senderError is a client fault with the given status.
-func senderError(status int, code, msg string) *apiError {
-	return &apiError{status: status, typ: "Sender", code: code, msg: msg}
-}
-
 // errorShape is the HTTP status, fault type and default message per error code, as IAM and
 // STS send them (the AWS API references' "Common Errors" and per-action error lists).
 var errorShape = map[string]struct {
@@ -109,7 +104,7 @@ func writeXML(w http.ResponseWriter, status int, requestID string, v any) {
 	w.Header().Set("Content-Type", "text/xml")
 	w.Header().Set("x-amzn-RequestId", requestID)
 	w.WriteHeader(status)
-	w.Write(append(body, '\n'))
+	_, _ = w.Write(append(body, '\n'))
 }
 
 // EncodePolicy percent-encodes a policy document the way IAM returns it: RFC 3986, every

@@ -297,17 +297,17 @@ func validateEntry(e *Entry, notes *[]string) error {
 		}
 		arn, err := irsa.ParseRoleARN(e.RoleARN)
 		if err != nil {
-			return fmt.Errorf("RoleARN: %v", err)
+			return fmt.Errorf("field RoleARN: %w", err)
 		}
 		e.RoleARN = arn.String()
 	}
 	if e.Audience != "" {
 		if len(e.Audience) > maxAudienceLen {
-			return fmt.Errorf("Audience is longer than %d characters", maxAudienceLen)
+			return fmt.Errorf("field Audience is longer than %d characters", maxAudienceLen)
 		}
 		for _, c := range []byte(e.Audience) {
 			if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
-				return fmt.Errorf("Audience %s contains a space, quote, control or non-ASCII character", short(e.Audience))
+				return fmt.Errorf("field Audience %s contains a space, quote, control or non-ASCII character", short(e.Audience))
 			}
 		}
 	}

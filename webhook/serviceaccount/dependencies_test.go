@@ -119,7 +119,10 @@ func TestDependenciesStopWithContext(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- ds.Start(ctx) }()
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Start returned %v after its context ended, want nil", err)
+		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Start did not return after its context ended")
 	}

@@ -576,11 +576,8 @@ func (c *requestContext) conditionMessage(r reason) string {
 // one cluster with the expected audience.
 func (c *requestContext) broadness(s *Statement) []string {
 	var out []string
-	switch {
-	case s.Principal.All || contains(s.Principal.AWS, "*"):
-		if !s.NotPrincipal {
-			out = append(out, `principal "*" trusts every identity; only the conditions restrict who can assume the role`)
-		}
+	if (s.Principal.All || contains(s.Principal.AWS, "*")) && !s.NotPrincipal {
+		out = append(out, `principal "*" trusts every identity; only the conditions restrict who can assume the role`)
 	}
 	var hasSub, hasAud bool
 	for i := range s.Conditions {

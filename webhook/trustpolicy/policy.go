@@ -184,7 +184,7 @@ func parseStatement(s *Statement, v jsonValue, version string) error {
 		switch strings.ToLower(m.name) {
 		case "sid":
 			if m.value.kind != jsonString {
-				return fmt.Errorf("Sid must be a string, got %v", m.value.kind)
+				return fmt.Errorf("element Sid must be a string, got %v", m.value.kind)
 			}
 			s.Sid = m.value.text
 		case "effect":
