@@ -156,18 +156,18 @@ func onlyAWSEnv(env map[string]string) (restore func()) {
 	for _, kv := range os.Environ() {
 		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
 			saved[k] = v
-			os.Unsetenv(k)
+			_ = os.Unsetenv(k)
 		}
 	}
 	for k, v := range env {
-		os.Setenv(k, v)
+		_ = os.Setenv(k, v)
 	}
 	return func() {
 		for k := range env {
-			os.Unsetenv(k)
+			_ = os.Unsetenv(k)
 		}
 		for k, v := range saved {
-			os.Setenv(k, v)
+			_ = os.Setenv(k, v)
 		}
 	}
 }
@@ -218,7 +218,7 @@ func (d *demo) runDoctor(ctx context.Context, pod *corev1.Pod) ([]doctor.Check, 
 	}
 	var r doctor.Report
 	if jerr := json.Unmarshal(out, &r); jerr != nil {
-		return nil, fmt.Errorf("irsa-webhook doctor pod %s -n %s: %v (%s)", pod.Name, pod.Namespace, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("irsa-webhook doctor pod %s -n %s: %w (%s)", pod.Name, pod.Namespace, err, strings.TrimSpace(stderr.String()))
 	}
 	var bad []doctor.Check
 	for _, c := range r.Checks {
