@@ -58,6 +58,9 @@ type options struct {
 	profile         string
 	args            string
 	reference       string
+	binary          string
+	generator       string
+	pod             string
 	http2           bool
 }
 
@@ -76,6 +79,9 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the webhook during the closed-loop phase to this file")
 	flag.StringVar(&o.args, "args", "", "extra serve flags, space-separated")
 	flag.BoolVar(&o.http2, "http2", false, "load over HTTP/2; the default is HTTP/1.1, which the API server uses for every webhook behind a Service or at a non-loopback URL (k8s.io/apiserver pkg/util/webhook)")
+	flag.StringVar(&o.generator, "generator", "vegeta", "load generator of the load phases: vegeta, or hey (a second, independent client)")
+	flag.StringVar(&o.pod, "pod", "webhook/pod/testdata/benchmark/pod.yaml", "pod of the AdmissionReview, relative to the module root (another shape: webhook/pod/testdata/benchmark/pod-minimal.yaml)")
+	flag.StringVar(&o.binary, "binary", "", "measure this prebuilt webhook binary instead of building ./cmd/irsa-webhook (an A/B against another commit's build; it must accept the serve flags test/webhookproc passes)")
 	flag.StringVar(&o.reference, "reference", "", "also run the reference webhook (aws/amazon-eks-pod-identity-webhook, a binary built from its source) and measure it side by side: the same load phases, and an -e2e arm")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -95,12 +101,14 @@ type env struct {
 	ref     *reference // the reference webhook, with -reference
 	tls     webhookproc.TLS
 	vegeta  string
-	http2   bool // load over HTTP/2 rather than HTTP/1.1
+	hey     string // with -generator hey: the hey binary
+	pod     string // the pod of the AdmissionReview, relative to root
+	http2   bool   // load over HTTP/2 rather than HTTP/1.1
 	root    string
 }
 
 func run(ctx context.Context, o options) (err error) {
-	e := &env{http2: o.http2}
+	e := &env{http2: o.http2, pod: o.pod}
 	if e.root, err = webhookproc.ModuleRoot(ctx); err != nil {
 		return err
 	}
@@ -113,9 +121,21 @@ func run(ctx context.Context, o options) (err error) {
 		return fmt.Errorf("build vegeta: %w", err)
 	}
 	e.vegeta = filepath.Join(strings.TrimSpace(string(out)), "vegeta")
-	binary := filepath.Join(e.dir, "irsa-webhook")
-	if err := webhookproc.Build(ctx, e.root, binary); err != nil {
-		return err
+	switch o.generator {
+	case "vegeta":
+	case "hey":
+		if e.hey, err = buildHey(ctx, e.root); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("-generator %q: want vegeta or hey", o.generator)
+	}
+	binary := o.binary
+	if binary == "" {
+		binary = filepath.Join(e.dir, "irsa-webhook")
+		if err := webhookproc.Build(ctx, e.root, binary); err != nil {
+			return err
+		}
 	}
 	if e.cp, err = controlplane.Start(ctx, controlplane.Options{}); err != nil {
 		return err
@@ -249,12 +269,18 @@ func (e *env) load(ctx context.Context, o options) error {
 			return err
 		}
 	}
+	// hey limits each connection's rate: the fixed-rate phase spreads o.rate over
+	// fixedWorkers connections.
+	const fixedWorkers = 10
 	phases := []struct {
 		name string
 		args []string
+		hey  heyPhase
 	}{
-		{fmt.Sprintf("closed loop, %d connections", o.workers), []string{"-rate=0", fmt.Sprintf("-workers=%d", o.workers), fmt.Sprintf("-max-workers=%d", o.workers), "-duration=" + o.duration.String()}},
-		{fmt.Sprintf("fixed %d req/s", o.rate), []string{fmt.Sprintf("-rate=%d/s", o.rate), "-duration=" + o.duration.String()}},
+		{fmt.Sprintf("closed loop, %d connections", o.workers), []string{"-rate=0", fmt.Sprintf("-workers=%d", o.workers), fmt.Sprintf("-max-workers=%d", o.workers), "-duration=" + o.duration.String()},
+			heyPhase{workers: o.workers, d: o.duration}},
+		{fmt.Sprintf("fixed %d req/s", o.rate), []string{fmt.Sprintf("-rate=%d/s", o.rate), "-duration=" + o.duration.String()},
+			heyPhase{workers: fixedWorkers, qps: float64(o.rate) / fixedWorkers, d: o.duration}},
 	}
 	var rows []row
 	for i, p := range phases {
@@ -264,7 +290,12 @@ func (e *env) load(ctx context.Context, o options) error {
 				profiled = make(chan error, 1)
 				go func() { profiled <- e.cpuProfile(ctx, o.profile, o.duration*3/4) }()
 			}
-			r, err := e.attack(ctx, s, caFile, p.name, p.args)
+			var r row
+			if e.hey != "" {
+				r, err = e.heyAttack(ctx, s, bodyFile, p.name+" (hey)", p.hey)
+			} else {
+				r, err = e.attack(ctx, s, caFile, p.name, p.args)
+			}
 			if profiled != nil {
 				if perr := <-profiled; perr != nil {
 					return perr
@@ -376,7 +407,7 @@ func (e *env) cpuProfile(ctx context.Context, path string, d time.Duration) erro
 
 // review is the benchmark pod wrapped in an AdmissionReview as the API server sends it.
 func (e *env) review() ([]byte, error) {
-	y, err := os.ReadFile(filepath.Join(e.root, "webhook/pod/testdata/benchmark/pod.yaml"))
+	y, err := os.ReadFile(filepath.Join(e.root, e.pod))
 	if err != nil {
 		return nil, err
 	}
