@@ -60,15 +60,17 @@ var (
 	errBodiesInFlight = errors.New("too many request bytes in flight; retry later")
 )
 
-// bodies recycles request-body buffers: decoding copies what it keeps, so a body is garbage
-// as soon as its review is decoded.
-var bodies = sync.Pool{New: func() any { return new([]byte) }}
+// bodies recycles request bodies, buffers included: decoding copies what it keeps, so a
+// body is garbage as soon as its review is decoded. With a warm pool, reading a body
+// allocates nothing.
+var bodies = sync.Pool{New: func() any { return new(body) }}
 
 // body is one request's buffer and what it has been charged.
 type body struct {
-	buf     *[]byte
+	buf     []byte
 	budget  *BodyBudget
 	charged int64
+	more    [512]byte // where a full buffer learns whether more bytes are coming
 }
 
 // charge takes n bytes from the budget, or fails without waiting.
@@ -87,13 +89,14 @@ func (b *body) charge(n int64) error {
 // back once copied: the budget bounds the live body buffers (the garbage the doublings
 // leave is the collector's, at most as much again). Call release when done with the bytes.
 func readBody(r io.Reader, contentLength, limit int64, budget *BodyBudget) (*body, error) {
-	b := &body{buf: bodies.Get().(*[]byte), budget: budget}
-	buf := (*b.buf)[:0]
-	defer func() { *b.buf = buf }()
+	b := bodies.Get().(*body)
+	b.budget, b.charged = budget, 0
+	buf := b.buf[:0]
+	defer func() { b.buf = buf }()
 	if err := b.charge(int64(cap(buf))); err != nil {
 		return b, err
 	}
-	var more [512]byte // where a full buffer learns whether more bytes are coming
+	more := &b.more
 	for {
 		var n int
 		var err error
@@ -141,18 +144,21 @@ func (b *body) grow(buf []byte, n, contentLength, limit int64) ([]byte, error) {
 }
 
 // bytes returns what was read.
-func (b *body) bytes() []byte { return *b.buf }
+func (b *body) bytes() []byte { return b.buf }
 
-// release gives the charge back and the buffer to the pool (unless it is too large to keep).
+// release gives the charge back and the body to the pool, its buffer only if it is not too
+// large to keep. b must not be used afterwards.
 func (b *body) release() {
 	if b.charged > 0 {
 		b.budget.sem.Release(b.charged)
 		b.charged = 0
 	}
-	if cap(*b.buf) <= maxPooledBody {
-		*b.buf = (*b.buf)[:0]
-		bodies.Put(b.buf)
+	b.budget = nil
+	if cap(b.buf) > maxPooledBody {
+		b.buf = nil
 	}
+	b.buf = b.buf[:0]
+	bodies.Put(b)
 }
 
 // refuseBody answers a request whose body was not read: 413 for a body over MaxBodyBytes,
