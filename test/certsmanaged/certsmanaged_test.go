@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -18,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/irsa-webhook/irsa-webhook/certs"
+	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
 )
 
 // TestSelfManaged is the chart's path: an empty Secret, both configurations, the chart's rights.
@@ -325,19 +323,9 @@ func TestAPIServerCallsWebhook(t *testing.T) {
 	o.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
 	m := newManager(t, o)
 
-	var calls atomic.Int32
+	calls := &controlplane.AllowingWebhook{}
 	var lastServed atomic.Pointer[tls.Certificate]
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var review admissionv1.AdmissionReview
-		if err := json.NewDecoder(r.Body).Decode(&review); err != nil || review.Request == nil {
-			http.Error(w, "bad review", http.StatusBadRequest)
-			return
-		}
-		calls.Add(1)
-		review.Response = &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
-		review.Request = nil
-		_ = json.NewEncoder(w).Encode(&review)
-	}))
+	srv := httptest.NewUnstartedServer(calls)
 	// Not StartTLS: it adds httptest's own certificate, which crypto/tls serves instead of
 	// GetCertificate's when the client sends no server name (the API server calls an IP).
 	srv.Listener = tls.NewListener(srv.Listener, &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -392,12 +380,12 @@ func TestAPIServerCallsWebhook(t *testing.T) {
 	callSucceeds := func(what string, ca []byte) {
 		t.Helper()
 		eventually(t, what, func() error {
-			before := calls.Load()
+			before := calls.Calls()
 			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "probe"}}
 			if _, err := e.admin.CoreV1().ConfigMaps(e.name).Create(ctx, cm, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 				return fmt.Errorf("create ConfigMap: %w", err)
 			}
-			if calls.Load() == before {
+			if calls.Calls() == before {
 				return errors.New("created without calling the webhook: the API server has not seen the configuration yet")
 			}
 			if c := lastServed.Load(); c == nil || c.Leaf.CheckSignatureFrom(certsIn(t, ca)[0]) != nil {

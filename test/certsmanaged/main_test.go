@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"strings"
@@ -27,10 +26,10 @@ import (
 
 	"github.com/irsa-webhook/irsa-webhook/certs"
 	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
+	"github.com/irsa-webhook/irsa-webhook/test/harness"
 )
 
 const (
-	pollEvery   = 50 * time.Millisecond
 	pollTimeout = time.Minute // two busy cores; RBAC and webhook informers lag a little
 	// checkInterval is short so that tests wait for checks, not for time.
 	checkInterval = 100 * time.Millisecond
@@ -42,7 +41,10 @@ const (
 var cp *controlplane.ControlPlane
 
 func TestMain(m *testing.M) {
-	os.Exit(controlplane.Main(m, controlplane.Options{}, func(c *controlplane.ControlPlane) { cp = c }))
+	os.Exit(harness.Main(harness.Options{Name: "certsmanaged", NoBinary: true}, func(s *harness.Suite) int {
+		cp = s.CP
+		return m.Run()
+	}))
 }
 
 // runs numbers the environments of this process, for -count.
@@ -293,39 +295,23 @@ func newManager(t *testing.T, o certs.Options) *certs.Manager {
 // eventually polls f until it returns nil.
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), pollTimeout)
-	defer cancel()
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for {
+	err := harness.Poll(context.Background(), pollTimeout, func() (bool, string) {
 		err := f()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not within %v: %v", what, pollTimeout, err)
-		case <-tick.C:
-		}
+		return err == nil, fmt.Sprint(err)
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 
 // certsIn parses every certificate of a PEM bundle.
 func certsIn(t *testing.T, data []byte) []*x509.Certificate {
 	t.Helper()
-	var out []*x509.Certificate
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return out
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			t.Fatalf("parse certificate: %v", err)
-		}
-		out = append(out, c)
+	out, err := harness.Certificates(data)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return out
 }
 
 // verifyServing checks that certPEM verifies against the roots in bundle for every name.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"maps"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -228,17 +227,7 @@ func runDoctorBinary(t *testing.T, srv *iamserver.Server, args []string) (string
 	defer cancel()
 	cmd := exec.CommandContext(ctx, suite.binary, append([]string{"doctor", "--kubeconfig", suite.cp.KubeconfigPath(), "--timeout", "5s"}, args...)...)
 	home := t.TempDir()
-	cmd.Env = []string{
-		"HOME=" + home,
-		"AWS_CONFIG_FILE=" + filepath.Join(home, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "credentials"),
-		"AWS_EC2_METADATA_DISABLED=true",
-		"AWS_ENDPOINT_URL=" + srv.URL(),
-		"AWS_ACCESS_KEY_ID=" + iamserver.DefaultAccessKeyID,
-		"AWS_SECRET_ACCESS_KEY=" + iamserver.DefaultSecretAccessKey,
-		"AWS_REGION=us-east-1",
-		"AWS_MAX_ATTEMPTS=1",
-	}
+	cmd.Env = append(srv.ClientEnv(home, iamserver.DefaultAccessKeyID, iamserver.DefaultSecretAccessKey), "AWS_MAX_ATTEMPTS=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
+	"github.com/irsa-webhook/irsa-webhook/test/harness"
 	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 )
@@ -38,14 +38,14 @@ const (
 	probeNamespace = "irsa-it-probe"
 	webhookConfig  = "irsa-webhook-integration"
 	testRoleARN    = "arn:aws:iam::123456789012:role/S3WriterRole"
-	setupTimeout   = 3 * time.Minute // cold `go build` of the webhook on two busy cores
+	setupTimeout   = 3 * time.Minute
 	stopTimeout    = 10 * time.Second
 	readyTimeout   = time.Minute
 	pollEvery      = 100 * time.Millisecond
 )
 
 // roleAnnotation is the ServiceAccount annotation naming the role.
-var roleAnnotation = irsa.Key(irsa.DefaultAnnotationPrefix, irsa.RoleARNAnnotation)
+var roleAnnotation = harness.RoleAnnotation
 
 // baseArgs are the serve flags every webhook process of these tests gets beyond the standard
 // ones: the ServiceAccount trust check is off, so that starting the webhook never reaches out
@@ -54,6 +54,7 @@ var baseArgs = []string{"--trust-check=off"}
 
 // suite is what TestMain set up; tests share it and run sequentially.
 var suite struct {
+	h       *harness.Suite
 	cp      *controlplane.ControlPlane
 	dir     string // webhook binary, certificates, logs
 	binary  string
@@ -62,70 +63,22 @@ var suite struct {
 }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "irsa-integration-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "[webhook] %v\n", err)
-		os.Exit(1)
-	}
-	suite.dir = dir
-	suite.binary = filepath.Join(dir, "irsa-webhook")
-	// Build while the control plane starts.
-	build := buildAsync(suite.binary)
-	code := controlplane.Main(runner{m: m, build: build}, controlplane.Options{IssuerURL: testIssuer},
-		func(c *controlplane.ControlPlane) { suite.cp = c })
-	if code == 0 {
-		_ = os.RemoveAll(dir)
-	} else {
-		fmt.Fprintf(os.Stderr, "[webhook] logs kept in %s\n", dir)
-	}
-	os.Exit(code)
-}
-
-// buildAsync builds the webhook binary in the background; wait for the result with the returned
-// function.
-func buildAsync(out string) func() error {
-	var err error
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
-		defer cancel()
+	os.Exit(harness.Main(harness.Options{Name: "integration", ControlPlane: controlplane.Options{IssuerURL: testIssuer}}, func(s *harness.Suite) int {
+		suite.h, suite.cp, suite.dir, suite.binary = s, s.CP, s.Dir, s.Binary
 		began := time.Now()
-		var root string
-		if root, err = webhookproc.ModuleRoot(ctx); err == nil {
-			err = webhookproc.Build(ctx, root, out)
+		err := setUp()
+		defer func() {
+			if err := suite.webhook.Stop(); err != nil {
+				s.Logf("%v", err)
+			}
+		}()
+		if err != nil {
+			s.Logf("set up: %v", err)
+			return 1
 		}
-		if err == nil {
-			fmt.Fprintf(os.Stderr, "[webhook] built in %v\n", time.Since(began).Round(time.Millisecond))
-		}
-	})
-	return func() error { wg.Wait(); return err }
-}
-
-// runner starts the webhook around the tests; controlplane.Main calls Run once the control
-// plane is ready and stops the control plane after it.
-type runner struct {
-	m     *testing.M
-	build func() error
-}
-
-func (r runner) Run() int {
-	if err := r.build(); err != nil {
-		fmt.Fprintf(os.Stderr, "[webhook] %v\n", err)
-		return 1
-	}
-	began := time.Now()
-	err := setUp()
-	defer func() {
-		if err := suite.webhook.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "[webhook] %v\n", err)
-		}
-	}()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "[webhook] set up: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(os.Stderr, "[webhook] serving and registered in %v (log %s)\n", time.Since(began).Round(time.Millisecond), suite.webhook.LogPath())
-	return r.m.Run()
+		s.Logf("serving and registered in %v (log %s)", time.Since(began).Round(time.Millisecond), suite.webhook.LogPath())
+		return m.Run()
+	}))
 }
 
 // setUp starts the webhook, registers it and waits until the API server calls it.
@@ -194,41 +147,16 @@ func waitUntilCalled(ctx context.Context, cs kubernetes.Interface) error {
 	}
 }
 
-// simplePod is a pod with one container running as sa.
-func simplePod(name, sa string) *corev1.Pod {
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PodSpec{
-			ServiceAccountName: sa,
-			Containers:         []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}},
-		},
-	}
-}
-
-func hasEnv(c corev1.Container, name string) bool {
-	return slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
-}
-
-func envValue(c corev1.Container, name string) (string, bool) {
-	for _, e := range c.Env {
-		if e.Name == name {
-			return e.Value, true
-		}
-	}
-	return "", false
-}
+// The harness's helpers under the short names this package's tests use.
+var (
+	simplePod = harness.SimplePod
+	hasEnv    = harness.HasEnv
+	envValue  = harness.EnvValue
+)
 
 // newClient returns an admin clientset whose warnings are collected.
-func newClient(t *testing.T) (*kubernetes.Clientset, *controlplane.Warnings) {
-	t.Helper()
-	w := &controlplane.Warnings{}
-	cfg := suite.cp.Config()
-	cfg.WarningHandler = w
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatalf("create client: %v", err)
-	}
-	return cs, w
+func newClient(*testing.T) (*kubernetes.Clientset, *controlplane.Warnings) {
+	return suite.h.WarningClient()
 }
 
 // newNamespace creates a namespace for one test and deletes it when the test ends. (Without a

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
+	"github.com/irsa-webhook/irsa-webhook/test/harness"
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
 	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
 	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
@@ -35,6 +36,7 @@ const (
 )
 
 var suite struct {
+	h        *harness.Suite
 	cp       *controlplane.ControlPlane
 	cs       *kubernetes.Clientset
 	iam      *iamserver.Server
@@ -54,78 +56,37 @@ func minimal(role, ns, name string) string {
 }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "irsa-trustcheck-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	suite.dir, suite.binary = dir, filepath.Join(dir, "irsa-webhook")
-	built := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
-		defer cancel()
-		root, err := webhookproc.ModuleRoot(ctx)
-		if err == nil {
-			err = webhookproc.Build(ctx, root, suite.binary)
+	os.Exit(harness.Main(harness.Options{Name: "trustcheck", ControlPlane: controlplane.Options{IssuerURL: testIssuer}}, func(s *harness.Suite) int {
+		suite.h, suite.cp, suite.cs, suite.dir, suite.binary = s, s.CP, s.Admin, s.Dir, s.Binary
+		suite.iam = iamserver.New()
+		defer suite.iam.Close()
+		suite.iam.PutRole(trustedRole, minimal(trustedRole, "team-a", "app"))
+		suite.webhooks = map[string]*webhookproc.Process{}
+		defer func() {
+			for _, p := range suite.webhooks {
+				_ = p.Stop()
+			}
+		}()
+		if err := setUp(); err != nil {
+			s.Logf("set up: %v", err)
+			for mode, p := range suite.webhooks {
+				s.Logf("%s webhook log:\n%s", mode, p.LogTail())
+			}
+			return 1
 		}
-		built <- err
-	}()
-	code := controlplane.Main(runner{m: m, built: built}, controlplane.Options{IssuerURL: testIssuer},
-		func(c *controlplane.ControlPlane) { suite.cp = c })
-	if code == 0 {
-		_ = os.RemoveAll(dir)
-	} else {
-		fmt.Fprintf(os.Stderr, "[trustcheck] webhook logs kept in %s\n", dir)
-	}
-	os.Exit(code)
-}
-
-type runner struct {
-	m     *testing.M
-	built chan error
-}
-
-func (r runner) Run() int {
-	if err := <-r.built; err != nil {
-		fmt.Fprintf(os.Stderr, "[trustcheck] build: %v\n", err)
-		return 1
-	}
-	suite.iam = iamserver.New()
-	defer suite.iam.Close()
-	suite.iam.PutRole(trustedRole, minimal(trustedRole, "team-a", "app"))
-	suite.webhooks = map[string]*webhookproc.Process{}
-	defer func() {
-		for _, p := range suite.webhooks {
-			_ = p.Stop()
-		}
-	}()
-	if err := setUp(); err != nil {
-		fmt.Fprintf(os.Stderr, "[trustcheck] set up: %v\n", err)
-		for mode, p := range suite.webhooks {
-			fmt.Fprintf(os.Stderr, "[trustcheck] %s webhook log:\n%s\n", mode, p.LogTail())
-		}
-		return 1
-	}
-	return r.m.Run()
+		return m.Run()
+	}))
 }
 
 func setUp() error {
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
-	var err error
-	if suite.cs, err = kubernetes.NewForConfig(suite.cp.Config()); err != nil {
-		return err
-	}
 	tls, err := webhookproc.WriteServingCert(suite.dir, time.Now())
 	if err != nil {
 		return err
 	}
 	// The real SDK, configured as users configure it: endpoint and credentials in the env.
-	suite.awsEnv = []string{
-		"AWS_ENDPOINT_URL=" + suite.iam.URL(), "AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret",
-		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "AWS_PROFILE=",
-		"AWS_CONFIG_FILE=" + filepath.Join(suite.dir, "aws-config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(suite.dir, "aws-credentials"),
-	}
+	suite.awsEnv = suite.iam.ClientEnv(suite.dir, iamserver.DefaultAccessKeyID, iamserver.DefaultSecretAccessKey)
 	for _, mode := range []string{"warn", "enforce"} {
 		p, err := webhookproc.Start(webhookproc.Options{
 			Binary: suite.binary, Kubeconfig: suite.cp.KubeconfigPath(), TLS: tls,

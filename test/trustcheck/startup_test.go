@@ -2,15 +2,10 @@ package trustcheck_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/irsa-webhook/irsa-webhook/test/harness"
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
 	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
 )
@@ -37,14 +33,14 @@ func TestEnforceWaitsForTheAPIServerAtStart(t *testing.T) {
 	ctx := context.Background()
 	// The webhook reaches the API server through a gate that hangs up on every connection
 	// until it is opened: to the webhook, the API server is down.
-	gate := newGate(t, strings.TrimPrefix(suite.cp.Host(), "https://"))
-	kubeconfig := kubeconfigVia(t, "http-gate.kubeconfig", "https://"+gate.addr())
+	gate := harness.NewForwarder(t)
+	kubeconfig := kubeconfigVia(t, "http-gate.kubeconfig", "https://"+gate.Addr())
 	p := startEnforce(t, "startup-apiserver", kubeconfig, suite.awsEnv)
 	ns := namespace(ctx, t, "startup-apiserver", unique("startup-apiserver"))
 
 	waitFor(t, "the webhook to serve and to have failed to reach the API server", func() bool {
 		code, _, err := webhookproc.Get(ctx, p.HealthURL("/healthz"))
-		return err == nil && code == http.StatusOK && gate.refused.Load() > 0
+		return err == nil && code == http.StatusOK && gate.Refused() > 0
 	})
 	assertDependency(t, p, "issuer", false)
 	// Enforce cannot check the trust without the issuer: it admits (not fail-closed), and
@@ -58,7 +54,7 @@ func TestEnforceWaitsForTheAPIServerAtStart(t *testing.T) {
 		t.Errorf("warnings = %q, want one saying the issuer is not known yet and the ServiceAccount was admitted unverified", w)
 	}
 
-	gate.open.Store(true)
+	gate.SetBackends(strings.TrimPrefix(suite.cp.Host(), "https://"))
 	up := time.Now()
 	waitFor(t, "the webhook to be ready once the API server is reachable", func() bool {
 		code, _, err := webhookproc.Get(ctx, p.HealthURL("/readyz"))
@@ -207,62 +203,4 @@ func kubeconfigVia(t *testing.T, name, url string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// gate is a TCP forwarder to target that, until open, accepts and at once closes every
-// connection (counted in refused).
-type gate struct {
-	ln      net.Listener
-	target  string
-	open    atomic.Bool
-	refused atomic.Int64
-	wg      sync.WaitGroup
-}
-
-func newGate(t *testing.T, target string) *gate {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gate{ln: ln, target: target}
-	g.wg.Add(1)
-	go g.serve()
-	t.Cleanup(func() { _ = ln.Close(); g.wg.Wait() })
-	return g
-}
-
-func (g *gate) addr() string { return g.ln.Addr().String() }
-
-func (g *gate) serve() {
-	defer g.wg.Done()
-	for {
-		c, err := g.ln.Accept()
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		if err != nil {
-			continue
-		}
-		if !g.open.Load() {
-			g.refused.Add(1)
-			_ = c.Close()
-			continue
-		}
-		go forward(c, g.target)
-	}
-}
-
-// forward copies both ways between c and a new connection to target until either side ends.
-func forward(c net.Conn, target string) {
-	defer c.Close()
-	up, err := net.DialTimeout("tcp", target, 5*time.Second)
-	if err != nil {
-		return
-	}
-	defer up.Close()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-	<-done
 }

@@ -18,7 +18,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
 	"github.com/irsa-webhook/irsa-webhook/test/jwtclaims"
@@ -57,12 +56,7 @@ func waitCalled(ctx context.Context, ns string) error {
 }
 
 // client returns a clientset whose warnings are collected (client-go's warning handler).
-func client() (*kubernetes.Clientset, *controlplane.Warnings) {
-	cfg := rest.CopyConfig(suite.cp.Config())
-	w := &controlplane.Warnings{}
-	cfg.WarningHandler = w
-	return kubernetes.NewForConfigOrDie(cfg), w
-}
+func client() (*kubernetes.Clientset, *controlplane.Warnings) { return suite.h.WarningClient() }
 
 func serviceAccount(ns, name, role string) *corev1.ServiceAccount {
 	return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
