@@ -28,6 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/irsa-webhook/irsa-webhook/test/procfs"
 	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
 )
 
@@ -625,7 +626,7 @@ func (e *env) e2eCPU(ctx context.Context, o e2eOptions, create func(arm, bool) (
 		}
 		before := make([]int64, len(pids))
 		for i, p := range pids {
-			if before[i], err = cpuTicks(p.pid); err != nil {
+			if before[i], err = procfs.CPUTicks(p.pid); err != nil {
 				return err
 			}
 		}
@@ -643,7 +644,7 @@ func (e *env) e2eCPU(ctx context.Context, o e2eOptions, create func(arm, bool) (
 		}
 		fmt.Printf("  %-8s %6d %9s", a.name, len(lat), pct(lat, .5).Round(time.Microsecond))
 		for i, p := range pids {
-			t, err := cpuTicks(p.pid)
+			t, err := procfs.CPUTicks(p.pid)
 			if err != nil {
 				return err
 			}

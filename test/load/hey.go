@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/irsa-webhook/irsa-webhook/test/procfs"
 )
 
 // With -generator hey the load phases are driven by hey (github.com/rakyll/hey, built from
@@ -38,7 +40,7 @@ type heyPhase struct {
 
 // heyAttack runs one hey phase against s and measures the server's CPU over it.
 func (e *env) heyAttack(ctx context.Context, s server, bodyFile, name string, p heyPhase) (row, error) {
-	cpu0, err := cpuTicks(s.pid)
+	cpu0, err := procfs.CPUTicks(s.pid)
 	if err != nil {
 		return row{}, err
 	}
@@ -53,7 +55,7 @@ func (e *env) heyAttack(ctx context.Context, s server, bodyFile, name string, p 
 	if err != nil {
 		return row{}, fmt.Errorf("hey (%s): %w", name, err)
 	}
-	cpu1, err := cpuTicks(s.pid)
+	cpu1, err := procfs.CPUTicks(s.pid)
 	if err != nil {
 		return row{}, err
 	}

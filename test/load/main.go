@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,6 +37,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
+	"github.com/irsa-webhook/irsa-webhook/test/procfs"
 	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
 )
 
@@ -315,12 +315,12 @@ func (e *env) load(ctx context.Context, o options) error {
 	}
 	_ = tw.Flush()
 	for _, s := range servers {
-		rss, err := rssKiB(s.pid)
+		rss, err := procfs.RSSKiB(s.pid)
 		if err != nil {
 			return err
 		}
 		fmt.Printf("RSS after load: %.1f MiB with %d ServiceAccounts (%s)\n", float64(rss)/1024, o.serviceAccounts, s.name)
-		if b, err := rssBreakdown(s.pid); err == nil {
+		if b, err := procfs.RSSBreakdown(s.pid); err == nil {
 			fmt.Println("  " + b)
 		}
 	}
@@ -340,7 +340,7 @@ type row struct {
 func (e *env) attack(ctx context.Context, s server, caFile, name string, args []string) (row, error) {
 	results := filepath.Join(e.dir, "results.bin")
 	targets := e.targetsFile(s)
-	cpu0, err := cpuTicks(s.pid)
+	cpu0, err := procfs.CPUTicks(s.pid)
 	if err != nil {
 		return row{}, err
 	}
@@ -349,7 +349,7 @@ func (e *env) attack(ctx context.Context, s server, caFile, name string, args []
 	if err := cmd.Run(); err != nil {
 		return row{}, fmt.Errorf("vegeta attack (%s): %w", name, err)
 	}
-	cpu1, err := cpuTicks(s.pid)
+	cpu1, err := procfs.CPUTicks(s.pid)
 	if err != nil {
 		return row{}, err
 	}
@@ -432,7 +432,7 @@ func (e *env) memory(ctx context.Context, from, to int) error {
 	if err != nil {
 		return err
 	}
-	rss0, _ := rssKiB(e.webhook.PID())
+	rss0, _ := procfs.RSSKiB(e.webhook.PID())
 	began := time.Now()
 	if err := e.createServiceAccounts(ctx, from, to); err != nil {
 		return err
@@ -443,7 +443,7 @@ func (e *env) memory(ctx context.Context, from, to int) error {
 	if err != nil {
 		return err
 	}
-	rss1, _ := rssKiB(e.webhook.PID())
+	rss1, _ := procfs.RSSKiB(e.webhook.PID())
 	fmt.Printf("heap: %.1f MiB at %d ServiceAccounts, %.1f MiB at %d: %.0f bytes per additional ServiceAccount\n",
 		float64(h0)/(1<<20), from, float64(h1)/(1<<20), to, float64(h1-h0)/float64(to-from))
 	fmt.Printf("RSS: %.1f MiB at %d, %.1f MiB at %d\n", float64(rss0)/1024, from, float64(rss1)/1024, to)
@@ -483,37 +483,4 @@ func metric(body, name string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("metric %s not found", name)
-}
-
-// cpuTicks is utime+stime of the process, in clock ticks.
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("unexpected /proc/PID/stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("short /proc/PID/stat")
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	return u + s, errors.Join(err1, err2)
-}
-
-func rssKiB(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, errors.New("VmRSS not found")
 }

@@ -30,7 +30,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -49,6 +48,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
+	"github.com/irsa-webhook/irsa-webhook/test/procfs"
 	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 )
@@ -144,12 +144,19 @@ func soak(ctx context.Context, o options) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	wh, err := startWebhook(binary, cp.KubeconfigPath(), certs, filepath.Join(dir, "webhook.log"))
+	wh, err := webhookproc.Start(webhookproc.Options{
+		Binary: binary, Kubeconfig: cp.KubeconfigPath(), TLS: certs, LogPath: filepath.Join(dir, "webhook.log"),
+		Args: []string{"--trust-check=off", "--shutdown-delay=0s"}, StopTimeout: stopTimeout,
+	})
 	if err != nil {
 		return false, err
 	}
-	defer wh.stop()
-	if err := wh.waitReady(setupCtx); err != nil {
+	defer func() {
+		if err := wh.Stop(); err != nil {
+			log("%v", err)
+		}
+	}()
+	if err := wh.WaitReady(setupCtx, setupTimeout); err != nil {
 		return false, err
 	}
 	review, err := reviewTemplate(filepath.Join(root, podFile))
@@ -161,17 +168,17 @@ func soak(ctx context.Context, o options) (bool, error) {
 		return false, err
 	}
 	// One request first: a setup problem is not a soak result.
-	if _, err := client.admit(setupCtx, wh.url, review); err != nil {
-		return false, fmt.Errorf("first admission request: %w%s", err, wh.logTail())
+	if _, err := client.admit(setupCtx, wh.URL(webhookproc.PodPath), review); err != nil {
+		return false, fmt.Errorf("first admission request: %w%s", err, wh.LogTail())
 	}
 
-	log("load: %d req/s from %d workers for %v, a sample every %v (webhook PID %d)", o.rate, o.workers, o.duration, o.sample, wh.cmd.Process.Pid)
+	log("load: %d req/s from %d workers for %v, a sample every %v (webhook PID %d)", o.rate, o.workers, o.duration, o.sample, wh.PID())
 	st := &stats{}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	loadDone := make(chan struct{})
 	go func() {
 		defer close(loadDone)
-		generate(loadCtx, o, client, wh.url, review, st)
+		generate(loadCtx, o, client, wh.URL(webhookproc.PodPath), review, st)
 	}()
 	began := time.Now()
 	var samples []sample
@@ -198,7 +205,7 @@ func soak(ctx context.Context, o options) (bool, error) {
 		}
 		samples = append(samples, s)
 		printRow(s)
-		if wh.exited() {
+		if wh.Exited() {
 			break
 		}
 	}
@@ -207,8 +214,8 @@ func soak(ctx context.Context, o options) (bool, error) {
 	if interrupted {
 		return false, errors.New("interrupted")
 	}
-	if wh.exited() {
-		return false, fmt.Errorf("the webhook exited during the soak%s", wh.logTail())
+	if wh.Exited() {
+		return false, fmt.Errorf("the webhook exited during the soak%s", wh.LogTail())
 	}
 	total := st.total()
 	v := judge(samples, o.duration)
@@ -438,7 +445,7 @@ type sample struct {
 	interval   time.Duration
 }
 
-func takeSample(ctx context.Context, wh *webhookProcess, st *stats, at, prev time.Duration) (sample, error) {
+func takeSample(ctx context.Context, wh *webhookproc.Process, st *stats, at, prev time.Duration) (sample, error) {
 	c, lat := st.interval()
 	s := sample{at: at, interval: at - prev, requests: c.requests, errors: c.errors}
 	if len(lat) > 0 {
@@ -446,30 +453,13 @@ func takeSample(ctx context.Context, wh *webhookProcess, st *stats, at, prev tim
 		s.p50, s.p99 = lat[len(lat)/2], lat[min(len(lat)-1, int(math.Ceil(float64(len(lat))*0.99))-1)]
 	}
 	var err error
-	if s.rssKiB, err = rssKiB(wh.cmd.Process.Pid); err != nil {
+	if s.rssKiB, err = procfs.RSSKiB(wh.PID()); err != nil {
 		return s, err
 	}
-	if s.goroutines, err = goroutines(ctx, wh.metricsURL); err != nil {
+	if s.goroutines, err = goroutines(ctx, wh.MetricsURL()); err != nil {
 		return s, err
 	}
 	return s, nil
-}
-
-// rssKiB reads VmRSS of /proc/PID/status.
-func rssKiB(pid int) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, fmt.Errorf("read the webhook's RSS (Linux only): %w", err)
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest) // "12345 kB"
-			if len(f) == 2 && f[1] == "kB" {
-				return strconv.ParseInt(f[0], 10, 64)
-			}
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
 // goroutines reads go_goroutines from the webhook's /metrics.
@@ -550,88 +540,4 @@ func okText(ok bool) string {
 		return "flat"
 	}
 	return "GROWING"
-}
-
-// webhookProcess is `irsa-webhook serve` started here rather than through webhookproc, which
-// keeps the PID to itself: the RSS is read from /proc/PID/status.
-type webhookProcess struct {
-	cmd        *exec.Cmd
-	url        string
-	healthURL  string
-	metricsURL string
-	logPath    string
-	done       chan struct{}
-}
-
-func startWebhook(binary, kubeconfig string, certs webhookproc.TLS, logPath string) (*webhookProcess, error) {
-	ports, err := controlplane.FreePorts(3)
-	if err != nil {
-		return nil, err
-	}
-	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(binary, "serve",
-		"--kubeconfig="+kubeconfig, "--tls-cert-file="+certs.CertFile, "--tls-key-file="+certs.KeyFile,
-		"--bind-address=127.0.0.1", "--port="+strconv.Itoa(ports[0]),
-		"--metrics-bind-address="+addr(ports[1]), "--metrics-secure=false", "--health-probe-bind-address="+addr(ports[2]),
-		"--log-format=json", "--trust-check=off", "--shutdown-delay=0s")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	w := &webhookProcess{
-		cmd: cmd, url: "https://" + addr(ports[0]) + webhookproc.PodPath, healthURL: "http://" + addr(ports[2]) + "/readyz",
-		metricsURL: "http://" + addr(ports[1]) + "/metrics", logPath: logPath, done: make(chan struct{}),
-	}
-	if err := controlplane.StartChild(cmd, logFile, func(error) { close(w.done) }); err != nil {
-		return nil, fmt.Errorf("start the webhook: %w", err)
-	}
-	return w, nil
-}
-
-func (w *webhookProcess) exited() bool {
-	select {
-	case <-w.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (w *webhookProcess) waitReady(ctx context.Context) error {
-	for {
-		if code, _, err := webhookproc.Get(ctx, w.healthURL); err == nil && code == http.StatusOK {
-			return nil
-		}
-		select {
-		case <-w.done:
-			return fmt.Errorf("the webhook exited before it was ready%s", w.logTail())
-		case <-ctx.Done():
-			return fmt.Errorf("the webhook is not ready: %w%s", ctx.Err(), w.logTail())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// stop sends SIGTERM and waits, then SIGKILLs.
-func (w *webhookProcess) stop() {
-	if w.exited() {
-		return
-	}
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.done:
-	case <-time.After(stopTimeout):
-		_ = w.cmd.Process.Kill()
-		<-w.done
-	}
-}
-
-func (w *webhookProcess) logTail() string {
-	data, err := os.ReadFile(w.logPath)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	return "\n" + strings.Join(lines[max(0, len(lines)-20):], "\n")
 }

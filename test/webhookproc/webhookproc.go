@@ -40,6 +40,7 @@ import (
 
 	"github.com/irsa-webhook/irsa-webhook/certs"
 	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
+	"github.com/irsa-webhook/irsa-webhook/test/procfs"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 )
 
@@ -142,11 +143,12 @@ type Options struct {
 
 // Process is a running `irsa-webhook serve`.
 type Process struct {
-	opts    Options
-	cmd     *exec.Cmd
-	cancel  context.CancelFunc
-	done    chan struct{} // closed when the child has exited
-	waitErr error         // valid after done is closed
+	opts     Options
+	cmd      *exec.Cmd
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when the child has exited
+	waitErr  error         // valid after done is closed
+	exitedAt time.Time     // valid after done is closed
 }
 
 // Start starts the webhook with the standard flags (loopback only, JSON logs) followed by
@@ -195,7 +197,10 @@ func Start(opts Options) (*Process, error) {
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = opts.StopTimeout
 	p := &Process{opts: opts, cmd: cmd, cancel: cancel, done: make(chan struct{})}
-	if err := controlplane.StartChild(cmd, logFile, func(waitErr error) { p.waitErr = waitErr; close(p.done) }); err != nil {
+	if err := controlplane.StartChild(cmd, logFile, func(waitErr error) {
+		p.waitErr, p.exitedAt = waitErr, time.Now()
+		close(p.done)
+	}); err != nil {
 		cancel()
 		return nil, fmt.Errorf("start irsa-webhook: %w", err)
 	}
@@ -213,20 +218,8 @@ func (p *Process) PID() int { return p.cmd.Process.Pid }
 
 // RSS is the process's resident memory in bytes (VmRSS of /proc/PID/status; Linux only).
 func (p *Process) RSS() (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
-	if err != nil {
-		return 0, fmt.Errorf("read the webhook's RSS (Linux only): %w", err)
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("parse VmRSS %q: %w", rest, err)
-			}
-			return kib << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", p.PID())
+	kib, err := procfs.RSSKiB(p.PID())
+	return kib << 10, err
 }
 
 // URL is https://127.0.0.1:PORT + path on the webhook's HTTPS port.
@@ -291,6 +284,29 @@ func (p *Process) Stop() error {
 		return fmt.Errorf("stop irsa-webhook: did not exit within %v of SIGTERM; killed", p.opts.StopTimeout)
 	}
 	return nil
+}
+
+// Signal sends sig to the process without waiting for it to exit.
+func (p *Process) Signal(sig os.Signal) error {
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal irsa-webhook: %w", err)
+	}
+	return nil
+}
+
+// Wait waits up to timeout for the process to exit and returns its exit code and when it
+// exited.
+func (p *Process) Wait(timeout time.Duration) (code int, exitedAt time.Time, err error) {
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		return -1, time.Time{}, fmt.Errorf("irsa-webhook still running %v after the wait began", timeout)
+	}
+	var ee *exec.ExitError
+	if p.waitErr != nil && !errors.As(p.waitErr, &ee) {
+		return -1, p.exitedAt, fmt.Errorf("wait for irsa-webhook: %w", p.waitErr)
+	}
+	return p.cmd.ProcessState.ExitCode(), p.exitedAt, nil
 }
 
 // Kill sends SIGKILL (a crash, no graceful shutdown) and waits for the process to exit.
