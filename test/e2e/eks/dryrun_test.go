@@ -1,76 +1,21 @@
 package eks_test
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/irsa-webhook/irsa-webhook/test/e2e/scripttest"
 )
 
-// result is what one run of run.sh did.
-type result struct {
-	stdout, stderr string
-	code           int
-	calls          []string // "tool args..." for every fake tool invoked, in order
-}
-
-// runScript runs run.sh with fakes (name -> sh script body) first on PATH. Every fake logs its
-// command line to a file before its body runs; the variables the script reads from the
+// runScript runs run.sh with fakes first on PATH; the variables the script reads from the
 // environment are cleared so the machine's settings cannot leak in.
-func runScript(t *testing.T, fakes map[string]string, env []string, args ...string) result {
+func runScript(t *testing.T, fakes map[string]string, env []string, args ...string) scripttest.Result {
 	t.Helper()
-	readScripts(t)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "bin")
-	if err := os.Mkdir(bin, 0o755); err != nil {
-		t.Fatal(err)
+	drop := func(name string) bool {
+		return strings.HasPrefix(name, "AWS_") || strings.HasPrefix(name, "E2E_") ||
+			name == "EKS_CLUSTER" || name == "KUBE_CONTEXT" || name == "KUBECONFIG"
 	}
-	callLog := filepath.Join(dir, "calls.log")
-	for name, body := range fakes {
-		script := "#!/bin/sh\nprintf '%s\\n' \"" + name + " $*\" >>\"$FAKE_CALLS\"\n" + body + "\n"
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{"run.sh"}, args...)...)
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case name == "PATH", strings.HasPrefix(name, "AWS_"), strings.HasPrefix(name, "E2E_"),
-			name == "EKS_CLUSTER", name == "KUBE_CONTEXT", name == "KUBECONFIG":
-			continue
-		}
-		cmd.Env = append(cmd.Env, kv)
-	}
-	cmd.Env = append(cmd.Env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"FAKE_CALLS="+callLog, "FAKE_STATE="+dir, "TMPDIR="+dir)
-	cmd.Env = append(cmd.Env, env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		r.code = exitErr.ExitCode()
-	default:
-		t.Fatalf("run run.sh: %v", err)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("run.sh did not finish in time\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
-	}
-	if b, err := os.ReadFile(callLog); err == nil {
-		r.calls = strings.Split(strings.TrimSpace(string(b)), "\n")
-	}
-	return r
+	return scripttest.Run(t, scripttest.Options{Fakes: fakes, Drop: drop, Env: env}, args...)
 }
 
 // forbidden is a fake that must never run: its call is logged, and it fails.
@@ -178,24 +123,24 @@ func TestDryRun(t *testing.T) {
 				delete(f, name)
 			}
 			r := runScript(t, f, nil, tc.args...)
-			if r.code != 0 {
-				t.Fatalf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+			if r.Code != 0 {
+				t.Fatalf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 			}
-			if len(r.calls) > 0 {
-				t.Errorf("a dry run called: %q", r.calls)
+			if len(r.Calls) > 0 {
+				t.Errorf("a dry run called: %q", r.Calls)
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(r.stdout, w) {
+				if !strings.Contains(r.Stdout, w) {
 					t.Errorf("output lacks %q", w)
 				}
 			}
 			for _, nw := range tc.notWant {
-				if strings.Contains(r.stdout, nw) {
+				if strings.Contains(r.Stdout, nw) {
 					t.Errorf("output has %q", nw)
 				}
 			}
 			if t.Failed() {
-				t.Logf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+				t.Logf("stdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
 			}
 		})
 	}
@@ -205,12 +150,12 @@ func TestDryRun(t *testing.T) {
 func TestDryRunCleanupOrder(t *testing.T) {
 	r := runScript(t, map[string]string{"aws": forbidden, "kubectl": forbidden, "eksctl": forbidden},
 		nil, "--dry-run", "--create-oidc-provider", "--create-bucket")
-	if r.code != 0 {
-		t.Fatalf("exit code %d\nstderr:\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit code %d\nstderr:\n%s", r.Code, r.Stderr)
 	}
-	_, cleanup, ok := strings.Cut(r.stdout, "==> Cleanup:")
+	_, cleanup, ok := strings.Cut(r.Stdout, "==> Cleanup:")
 	if !ok {
-		t.Fatalf("no cleanup step in:\n%s", r.stdout)
+		t.Fatalf("no cleanup step in:\n%s", r.Stdout)
 	}
 	order := []string{"delete pod", "delete-object", "delete serviceaccount", "delete namespace",
 		"detach-role-policy", "delete-role", "delete-policy", "s3 rb", "delete-open-id-connect-provider"}
@@ -246,16 +191,16 @@ func TestUsageErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runScript(t, map[string]string{"aws": forbidden, "kubectl": forbidden}, nil, tc.args...)
-			if r.code != 2 {
-				t.Errorf("exit code %d, want 2", r.code)
+			if r.Code != 2 {
+				t.Errorf("exit code %d, want 2", r.Code)
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(r.stderr, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+				if !strings.Contains(r.Stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.Stderr)
 				}
 			}
-			if len(r.calls) > 0 {
-				t.Errorf("called: %q", r.calls)
+			if len(r.Calls) > 0 {
+				t.Errorf("called: %q", r.Calls)
 			}
 		})
 	}
@@ -263,18 +208,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	r := runScript(t, nil, nil, "--help")
-	if r.code != 0 || !strings.Contains(r.stdout, "Usage: test/e2e/eks/run.sh") || !strings.Contains(r.stdout, "--dry-run") {
-		t.Errorf("exit %d, stdout:\n%s", r.code, r.stdout)
-	}
-}
-
-// readScripts reads the scripts under test, so that go test's cache, which tracks the files a
-// test opens but not what its child processes read, sees their changes.
-func readScripts(t *testing.T) {
-	t.Helper()
-	for _, f := range []string{"run.sh", "../lib.sh"} {
-		if _, err := os.ReadFile(f); err != nil {
-			t.Fatal(err)
-		}
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Usage: test/e2e/eks/run.sh") || !strings.Contains(r.Stdout, "--dry-run") {
+		t.Errorf("exit %d, stdout:\n%s", r.Code, r.Stdout)
 	}
 }

@@ -3,9 +3,10 @@ package eks_test
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/irsa-webhook/irsa-webhook/test/e2e/scripttest"
 )
 
 // Fakes of the AWS CLI, kubectl and eksctl that answer the way the real ones do for the calls
@@ -89,11 +90,6 @@ var fakeIrsaWebhook = `case "$1 $2" in
 "trust check") exit 0 ;;
 *) exit 2 ;;
 esac`
-
-// indexOf is the position of the first call containing s, or -1.
-func indexOf(calls []string, s string) int {
-	return slices.IndexFunc(calls, func(c string) bool { return strings.Contains(c, s) })
-}
 
 func TestRunWithFakes(t *testing.T) {
 	base := []string{"--cluster", "my-cluster", "--region", "ap-south-1", "--bucket", "my-app-uploads"}
@@ -214,39 +210,12 @@ func TestRunWithFakes(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := runScript(t, fakes, append([]string{"FAKE_POD_LOG=" + logFile}, tc.env...), tc.args...)
-			if r.code != tc.wantCode {
-				t.Errorf("exit code %d, want %d", r.code, tc.wantCode)
+			if r.Code != tc.wantCode {
+				t.Errorf("exit code %d, want %d", r.Code, tc.wantCode)
 			}
-			last := -1
-			for _, w := range tc.wantInOrder {
-				i := slices.IndexFunc(r.calls[last+1:], func(c string) bool { return strings.Contains(c, w) })
-				if i < 0 {
-					if indexOf(r.calls, w) >= 0 {
-						t.Errorf("call %q out of order", w)
-					} else {
-						t.Errorf("no call %q", w)
-					}
-					continue
-				}
-				last += 1 + i
-			}
-			for _, nc := range tc.notCalled {
-				if i := indexOf(r.calls, nc); i >= 0 {
-					t.Errorf("unexpected call %q", r.calls[i])
-				}
-			}
-			for _, w := range tc.wantStdout {
-				if !strings.Contains(r.stdout, w) {
-					t.Errorf("stdout lacks %q", w)
-				}
-			}
-			for _, w := range tc.wantStderr {
-				if !strings.Contains(r.stderr, w) {
-					t.Errorf("stderr lacks %q", w)
-				}
-			}
+			r.Check(t, scripttest.Want{InOrder: tc.wantInOrder, NotCalled: tc.notCalled, Stdout: tc.wantStdout, Stderr: tc.wantStderr})
 			if t.Failed() {
-				t.Logf("calls:\n%s\nstdout:\n%s\nstderr:\n%s", strings.Join(r.calls, "\n"), r.stdout, r.stderr)
+				t.Logf("calls:\n%s\nstdout:\n%s\nstderr:\n%s", strings.Join(r.Calls, "\n"), r.Stdout, r.Stderr)
 			}
 		})
 	}

@@ -1,16 +1,14 @@
 package kind_test
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/irsa-webhook/irsa-webhook/test/e2e/scripttest"
 )
 
 // These tests run run.sh with fake docker, kind, kubectl, helm and go first on PATH: the real
@@ -97,92 +95,41 @@ spec:
           image: "registry.example/other:1"
 `
 
-type result struct {
-	stdout, stderr string
-	code           int
-	calls          []string
-	state          string
-}
-
-func runScript(t *testing.T, fakes map[string]string, env []string, args ...string) result {
+// runScript runs run.sh with fakes first on PATH, with the pod log of a passing run unless env
+// names another; nothing of the machine's kind, kubectl or cluster may be picked up.
+func runScript(t *testing.T, fakes map[string]string, env []string, args ...string) scripttest.Result {
 	t.Helper()
-	readScripts(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "bin")
-	state := filepath.Join(dir, "state")
-	for _, d := range []string{bin, state} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	callLog := filepath.Join(dir, "calls.log")
-	for name, body := range fakes {
-		script := "#!/bin/sh\nprintf '%s\\n' \"" + name + " $*\" >>\"$FAKE_CALLS\"\n" + body + "\n"
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	podLog := filepath.Join(dir, "pod.log")
 	if err := os.WriteFile(podLog, []byte(goodLog), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{"run.sh"}, args...)...)
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if name == "PATH" || name == "KUBECONFIG" || name == "DOCKER_HOST" || name == "KIND_VERSION" {
-			continue
-		}
-		cmd.Env = append(cmd.Env, kv)
+	drop := func(name string) bool {
+		return name == "KUBECONFIG" || name == "DOCKER_HOST" || name == "KIND_VERSION"
 	}
-	cmd.Env = append(cmd.Env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
-		// No cached kind or kubectl of the machine may be picked up.
-		"XDG_CACHE_HOME="+filepath.Join(dir, "cache"), "IRSA_CONTROL_PLANE_DIR="+filepath.Join(dir, "none"),
-		"FAKE_CALLS="+callLog, "FAKE_STATE="+state, "FAKE_POD_LOG="+podLog, "TMPDIR="+dir)
-	cmd.Env = append(cmd.Env, env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String(), state: state}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		r.code = exitErr.ExitCode()
-	default:
-		t.Fatalf("run run.sh: %v", err)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("run.sh did not finish in time\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
-	}
-	if b, err := os.ReadFile(callLog); err == nil {
-		r.calls = strings.Split(strings.TrimSpace(string(b)), "\n")
-	}
-	return r
-}
-
-func indexOf(calls []string, s string) int {
-	return slices.IndexFunc(calls, func(c string) bool { return strings.Contains(c, s) })
+	return scripttest.Run(t, scripttest.Options{Fakes: fakes, Drop: drop, Env: append([]string{
+		"XDG_CACHE_HOME=" + filepath.Join(dir, "cache"), "IRSA_CONTROL_PLANE_DIR=" + filepath.Join(dir, "none"),
+		"FAKE_POD_LOG=" + podLog,
+	}, env...)}, args...)
 }
 
 func TestNoDockerEngineStopsAtOnce(t *testing.T) {
 	fakes := map[string]string{"docker": fakeDocker, "kind": forbidden, "kubectl": forbidden, "helm": forbidden, "go": forbidden}
 	start := time.Now()
 	r := runScript(t, fakes, []string{"FAKE_NO_ENGINE=1"})
-	if r.code != 1 {
-		t.Errorf("exit code %d, want 1", r.code)
+	if r.Code != 1 {
+		t.Errorf("exit code %d, want 1", r.Code)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("took %v: it should stop at once", d)
 	}
 	for _, w := range []string{"no Docker engine reachable ('docker info' failed)", "Nothing was created", "docker info: Cannot connect to the Docker daemon"} {
-		if !strings.Contains(r.stderr, w) {
-			t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+		if !strings.Contains(r.Stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, r.Stderr)
 		}
 	}
-	if !slices.Equal(r.calls, []string{"docker info"}) {
-		t.Errorf("calls %q, want only docker info", r.calls)
+	if !slices.Equal(r.Calls, []string{"docker info"}) {
+		t.Errorf("calls %q, want only docker info", r.Calls)
 	}
 }
 
@@ -305,39 +252,12 @@ func TestRunWithFakes(t *testing.T) {
 				env = append(env, "FAKE_POD_LOG="+f)
 			}
 			r := runScript(t, fakes, env, args...)
-			if r.code != tc.wantCode {
-				t.Errorf("exit code %d, want %d", r.code, tc.wantCode)
+			if r.Code != tc.wantCode {
+				t.Errorf("exit code %d, want %d", r.Code, tc.wantCode)
 			}
-			last := -1
-			for _, w := range tc.wantInOrder {
-				i := slices.IndexFunc(r.calls[last+1:], func(c string) bool { return strings.Contains(c, w) })
-				if i < 0 {
-					if indexOf(r.calls, w) >= 0 {
-						t.Errorf("call %q out of order", w)
-					} else {
-						t.Errorf("no call %q", w)
-					}
-					continue
-				}
-				last += 1 + i
-			}
-			for _, nc := range tc.notCalled {
-				if i := indexOf(r.calls, nc); i >= 0 {
-					t.Errorf("unexpected call %q", r.calls[i])
-				}
-			}
-			for _, w := range tc.wantStdout {
-				if !strings.Contains(r.stdout, w) {
-					t.Errorf("stdout lacks %q", w)
-				}
-			}
-			for _, w := range tc.wantStderr {
-				if !strings.Contains(r.stderr, w) {
-					t.Errorf("stderr lacks %q", w)
-				}
-			}
+			r.Check(t, scripttest.Want{InOrder: tc.wantInOrder, NotCalled: tc.notCalled, Stdout: tc.wantStdout, Stderr: tc.wantStderr})
 			if len(tc.wantApplied) > 0 {
-				applied, err := os.ReadFile(filepath.Join(r.state, "applied-0.yaml"))
+				applied, err := os.ReadFile(filepath.Join(r.State, "applied-0.yaml"))
 				if err != nil {
 					t.Fatalf("nothing applied: %v", err)
 				}
@@ -348,7 +268,7 @@ func TestRunWithFakes(t *testing.T) {
 				}
 			}
 			if t.Failed() {
-				t.Logf("calls:\n%s\nstdout:\n%s\nstderr:\n%s", strings.Join(r.calls, "\n"), r.stdout, r.stderr)
+				t.Logf("calls:\n%s\nstdout:\n%s\nstderr:\n%s", strings.Join(r.Calls, "\n"), r.Stdout, r.Stderr)
 			}
 		})
 	}
@@ -356,18 +276,7 @@ func TestRunWithFakes(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	r := runScript(t, map[string]string{"docker": forbidden}, nil, "--help")
-	if r.code != 0 || !strings.Contains(r.stdout, "Usage: test/e2e/kind/run.sh") || len(r.calls) > 0 {
-		t.Errorf("exit %d, calls %q, stdout:\n%s", r.code, r.calls, r.stdout)
-	}
-}
-
-// readScripts reads the scripts under test, so that go test's cache, which tracks the files a
-// test opens but not what its child processes read, sees their changes.
-func readScripts(t *testing.T) {
-	t.Helper()
-	for _, f := range []string{"run.sh", "../lib.sh"} {
-		if _, err := os.ReadFile(f); err != nil {
-			t.Fatal(err)
-		}
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Usage: test/e2e/kind/run.sh") || len(r.Calls) > 0 {
+		t.Errorf("exit %d, calls %q, stdout:\n%s", r.Code, r.Calls, r.Stdout)
 	}
 }
