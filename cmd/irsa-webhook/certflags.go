@@ -3,12 +3,12 @@ package main
 import (
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
@@ -36,7 +36,7 @@ func newCertOptions() certOptions {
 	return certOptions{mode: certModeFile, namespace: os.Getenv("POD_NAMESPACE"), validity: certs.DefaultValidity, renewBefore: certs.DefaultRenewBefore}
 }
 
-func (c *certOptions) addFlags(fs *flag.FlagSet) {
+func (c *certOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.mode, "cert-mode", c.mode, "serving certificate: file (--tls-cert-file, --tls-key-file) or self-managed (created, stored in --cert-secret-name, renewed and written into the webhook configurations' caBundle)")
 	fs.StringVar(&c.secretName, "cert-secret-name", c.secretName, "self-managed: Secret holding the CA and serving certificate (get and update rights; shared by all replicas)")
 	fs.StringVar(&c.namespace, "cert-namespace", c.namespace, "self-managed: namespace of the Secret and the Service (default: $POD_NAMESPACE)")

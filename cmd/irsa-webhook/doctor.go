@@ -3,27 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/doctor"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 )
-
-const doctorUsage = `Usage:
-  irsa-webhook doctor pod NAME [-n NS] [flags]
-  irsa-webhook doctor serviceaccount NAME [-n NS] [flags]
-      an ordered checklist of why a pod does (or would) not get AWS credentials, each line
-      ✓ ok, ✗ a problem with its fix, ? not verifiable; exit 0 all good, 1 a problem,
-      2 bad input, 3 something could not be verified. Kubernetes access as kubectl finds it
-      ($KUBECONFIG, ~/.kube/config, in-cluster), AWS credentials from the default chain.
-
-Flags:
-`
 
 // doctorOptions are doctor's flags; defineDoctorFlags is the only place they are declared.
 type doctorOptions struct {
@@ -43,11 +32,34 @@ var defaultDoctorWebhookNames = []string{"pod.irsa-webhook.io", "iam-for-pods.am
 // doctorCallTimeout bounds each Kubernetes and AWS call of doctor.
 const doctorCallTimeout = 10 * time.Second
 
-func defineDoctorFlags(fs *flag.FlagSet, o *doctorOptions) {
+func newDoctorCommand(s streams) *cobra.Command {
+	o := &doctorOptions{defaults: irsa.NewDefaults(), webhookNames: defaultDoctorWebhookNames}
+	cmd := &cobra.Command{
+		Use:   "doctor pod|serviceaccount NAME [-n NS] [flags]",
+		Short: "Explain why a pod does (or would) not get AWS credentials",
+		Long: `An ordered checklist of why a pod does (or would) not get AWS credentials, each line
+✓ ok, ✗ a problem with its fix, ? not verifiable; exit 0 all good, 1 a problem,
+2 bad input, 3 something could not be verified. Kubernetes access as kubectl finds it
+($KUBECONFIG, ~/.kube/config, in-cluster), AWS credentials from the default chain.`,
+		Example: `  irsa-webhook doctor pod app-7d9c4 -n production
+  irsa-webhook doctor serviceaccount s3-writer -n production --action s3:PutObject --resource 'arn:aws:s3:::my-app-uploads/*'`,
+		RunE: func(cmd *cobra.Command, args []string) error { return runDoctor(cmd.Context(), *o, args, s) },
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 0 {
+				return []string{"pod", "serviceaccount"}, cobra.ShellCompDirectiveNoFileComp
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
+	}
+	defineDoctorFlags(cmd, o)
+	return cmd
+}
+
+func defineDoctorFlags(cmd *cobra.Command, o *doctorOptions) {
+	fs := cmd.Flags()
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
-	fs.StringVar(&o.namespace, "n", "", "namespace (default: the kubeconfig context's)")
-	fs.StringVar(&o.namespace, "namespace", "", "namespace (default: the kubeconfig context's)")
-	fs.StringVar(&o.output, "o", "text", "output: text or json")
+	fs.StringVarP(&o.namespace, "namespace", "n", "", "namespace (default: the kubeconfig context's)")
+	addOutputFlag(cmd, &o.output, "text", "json")
 	fs.StringVar(&o.action, "action", "", "also check that the role may perform this action, e.g. s3:PutObject (iam:SimulatePrincipalPolicy)")
 	fs.StringVar(&o.resource, "resource", "*", "the resource ARN of --action, e.g. arn:aws:s3:::my-app-uploads/*")
 	fs.Var((*listFlag)(&o.webhookNames), "webhook-name", "comma-separated names of the IRSA mutating webhook")
@@ -57,30 +69,7 @@ func defineDoctorFlags(fs *flag.FlagSet, o *doctorOptions) {
 	fs.Int64Var(&o.defaults.TokenExpiration, "token-expiration", o.defaults.TokenExpiration, "the webhook's --token-expiration")
 }
 
-// parseInterspersed parses flags anywhere on the line (GNU style), returning the others.
-func parseInterspersed(fs *flag.FlagSet, args []string, out io.Writer) ([]string, error) {
-	var positional []string
-	for {
-		if err := parseFlags(fs, args, out); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return positional, nil
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-func runDoctor(ctx context.Context, args []string, s streams) error {
-	o := doctorOptions{defaults: irsa.NewDefaults(), webhookNames: defaultDoctorWebhookNames}
-	fs := flag.NewFlagSet("irsa-webhook doctor", flag.ContinueOnError)
-	defineDoctorFlags(fs, &o)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), doctorUsage); fs.PrintDefaults() }
-	pos, err := parseInterspersed(fs, args, s.err)
-	if err != nil {
-		return err
-	}
+func runDoctor(ctx context.Context, o doctorOptions, pos []string, s streams) error {
 	var errs []error
 	if len(pos) != 2 || (pos[0] != "pod" && pos[0] != "serviceaccount" && pos[0] != "sa") {
 		errs = append(errs, fmt.Errorf("want \"pod NAME\" or \"serviceaccount NAME\", got %q", pos))
@@ -102,9 +91,11 @@ func runDoctor(ctx context.Context, args []string, s streams) error {
 	rules.ExplicitPath = o.kubeconfig
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
 	if o.namespace == "" {
-		if o.namespace, _, err = cc.Namespace(); err != nil {
+		ns, _, err := cc.Namespace()
+		if err != nil {
 			return fmt.Errorf("read the namespace from the kubeconfig: %w", err)
 		}
+		o.namespace = ns
 	}
 	cfg, err := cc.ClientConfig()
 	if err != nil {

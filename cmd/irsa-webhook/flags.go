@@ -1,17 +1,16 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 )
 
 // addMutationFlags registers the flags that shape the injection; serve and mutate share them.
-func addMutationFlags(fs *flag.FlagSet, d *irsa.Defaults) {
+func addMutationFlags(fs *pflag.FlagSet, d *irsa.Defaults) {
 	fs.StringVar(&d.AnnotationPrefix, "annotation-prefix", d.AnnotationPrefix, "prefix of the ServiceAccount and Pod annotations the webhook reads")
 	fs.StringVar(&d.TokenAudience, "token-audience", d.TokenAudience, "audience of the projected token, unless the ServiceAccount's audience annotation says otherwise")
 	fs.StringVar(&d.TokenMountPath, "token-mount-path", d.TokenMountPath, "where the token volume is mounted in every container")
@@ -26,24 +25,15 @@ type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
+// Type names the value in --help.
+func (l *listFlag) Type() string { return "strings" }
+
 func (l *listFlag) Set(v string) error {
-	*l = (*l)[:0]
+	*l = nil // not (*l)[:0]: the default may be a shared slice
 	for item := range strings.SplitSeq(v, ",") {
 		if item = strings.TrimSpace(item); item != "" {
 			*l = append(*l, item)
 		}
-	}
-	return nil
-}
-
-// parseFlags parses args, turning flag errors into usage errors. Help goes to out.
-func parseFlags(fs *flag.FlagSet, args []string, out io.Writer) error {
-	fs.SetOutput(out)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
 	}
 	return nil
 }

@@ -7,12 +7,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 // Build information, set with -ldflags "-X main.version=... -X main.commit=...".
@@ -68,8 +69,6 @@ func exitCode(err error, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
 	case errors.As(err, &ee):
 		if ee.err != nil {
 			fmt.Fprintln(stderr, "irsa-webhook:", ee.err)
@@ -83,42 +82,63 @@ func exitCode(err error, stderr io.Writer) int {
 	return exitFail
 }
 
-const topUsage = `irsa-webhook: IAM Roles for Service Accounts for any Kubernetes cluster.
+// newRootCommand builds the command tree for one run: every command reads and writes s, and
+// nothing is kept between runs (the tests call run many times in one process).
+func newRootCommand(s streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "irsa-webhook",
+		Short: "IAM Roles for Service Accounts for any Kubernetes cluster",
+		Long: `irsa-webhook: IAM Roles for Service Accounts for any Kubernetes cluster.
 
-Usage:
-  irsa-webhook serve   [flags]                      run the admission webhook
-  irsa-webhook mutate  --service-account SA.yaml [flags] FILE|-
-                                                    print what the webhook would do to a manifest
-  irsa-webhook trust   check|policy|audit [flags]   check that IAM roles trust their ServiceAccounts
-  irsa-webhook doctor  pod|serviceaccount NAME [-n NS] [--action A --resource R] [-o text|json]
-                                                    explain why a pod does (or would) not get AWS credentials
-  irsa-webhook version                              print the version
+It injects a pod's AWS web-identity credentials (serve), shows offline what it would inject
+(mutate), checks that IAM roles trust the ServiceAccounts that name them (trust) and explains
+why a pod does or does not get credentials (doctor).`,
+		Version:       version,
+		SilenceErrors: true, // exitCode prints the error, once
+		SilenceUsage:  true, // a usage error is one line, not the whole help
+	}
+	root.SetVersionTemplate("irsa-webhook {{.Version}} (commit " + commit + ")\n")
+	root.SetIn(s.in)
+	root.SetOut(s.out)
+	root.SetErr(s.err)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newServeCommand(newServeOptions()),
+		newMutateCommand(s),
+		newTrustCommand(s),
+		newDoctorCommand(s),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print the version",
+			Args:  cobra.NoArgs,
+			Run: func(*cobra.Command, []string) {
+				fmt.Fprintf(s.out, "irsa-webhook %s (commit %s)\n", version, commit)
+			},
+		},
+	)
+	return root
+}
 
-Run "irsa-webhook COMMAND --help" for a command's flags.
-`
-
+// run executes the command line args (without the program name).
 func run(ctx context.Context, args []string, s streams) error {
+	root := newRootCommand(s)
 	if len(args) == 0 {
-		fmt.Fprint(s.err, topUsage)
+		root.InitDefaultHelpCmd()
+		root.InitDefaultCompletionCmd()
+		fmt.Fprint(s.err, root.UsageString())
 		return usagef("no command given")
 	}
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "serve":
-		return runServe(ctx, rest, s)
-	case "mutate":
-		return runMutate(rest, s)
-	case "trust":
-		return runTrust(ctx, rest, s)
-	case "doctor":
-		return runDoctor(ctx, rest, s)
-	case "version", "--version":
-		fmt.Fprintf(s.out, "irsa-webhook %s (commit %s)\n", version, commit)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(s.out, topUsage)
-		return nil
-	default:
-		fmt.Fprint(s.err, topUsage)
-		return usagef("unknown command %q", cmd)
+	root.SetArgs(args)
+	// Errors before a command runs (unknown command or flag, wrong number of arguments) are
+	// the caller's: exit 2. PersistentPreRun runs once flags and arguments have been accepted.
+	started := false
+	root.PersistentPreRun = func(*cobra.Command, []string) { started = true }
+	err := root.ExecuteContext(ctx)
+	if err != nil && !started {
+		var ue usageError
+		if !errors.As(err, &ue) {
+			err = usageError{err}
+		}
 	}
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/yaml"
 )
 
@@ -107,6 +108,116 @@ func TestMutate(t *testing.T) {
 				if err := yaml.Unmarshal([]byte(out), &v); err != nil || v["kind"] == nil {
 					t.Errorf("stdout is not a manifest (%v):\n%s", err, out)
 				}
+			}
+		})
+	}
+}
+
+// TestGNUStyleCommandLine: flags anywhere on the line, GNU-style help per command, long and
+// short forms, as kubectl and helm parse them.
+func TestGNUStyleCommandLine(t *testing.T) {
+	const sa = "../../deploy/examples/serviceaccount.yaml"
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  []string // substrings of stdout
+		wantErr  string   // substring of stderr
+	}{
+		{name: "flags after the file", args: []string{"mutate", "testdata/job.yaml", "-o", "json", "--service-account", sa},
+			wantOut: []string{`"AWS_ROLE_ARN"`}},
+		{name: "long output flag, = form", args: []string{"mutate", "--output=json", "--service-account=" + sa, "testdata/job.yaml"},
+			wantOut: []string{`"AWS_ROLE_ARN"`}},
+		{name: "flags between trust subcommand arguments", args: []string{"trust", "policy", "--role-arn", tRole, "--namespace", "production",
+			"--issuer", tIssuer, "--service-account", "s3-writer"}, wantOut: []string{"system:serviceaccount:production:s3-writer"}},
+		{name: "doctor flags before and after its arguments", args: []string{"doctor", "-o", "xml", "pod", "p", "-n", "ns", "--timeout", "2m"},
+			wantCode: exitUsage, wantErr: `-o "xml" must be text or json`},
+		{name: "serve help", args: []string{"serve", "--help"},
+			wantOut: []string{"Usage:\n  irsa-webhook serve [flags]", "      --tls-cert-file string", "  -v, --v int", "--excluded-namespaces strings"}},
+		{name: "mutate help", args: []string{"mutate", "-h"}, wantOut: []string{"  -o, --output string", "--service-account string"}},
+		{name: "trust check help", args: []string{"trust", "check", "--help"}, wantOut: []string{"--policy-file string", "--role-arn string"}},
+		{name: "doctor help", args: []string{"help", "doctor"}, wantOut: []string{"  -n, --namespace string"}},
+		{name: "top help lists the commands", args: []string{"--help"}, wantOut: []string{"serve", "mutate", "trust", "doctor", "completion", "version"}},
+		{name: "version flag", args: []string{"--version"}, wantOut: []string{"irsa-webhook dev (commit unknown)"}},
+		{name: "single-dash long flag is refused", args: []string{"serve", "-port=1"}, wantCode: exitUsage, wantErr: "shorthand"},
+		{name: "unknown flag", args: []string{"mutate", "--frob", "x"}, wantCode: exitUsage, wantErr: "unknown flag: --frob"},
+		{name: "serve takes no arguments", args: []string{"serve", "extra"}, wantCode: exitUsage, wantErr: `"extra"`},
+		{name: "trust without subcommand", args: []string{"trust"}, wantCode: exitUsage, wantErr: "trust: no subcommand given"},
+		{name: "trust unknown subcommand", args: []string{"trust", "frob"}, wantCode: exitUsage, wantErr: `trust: unknown subcommand "frob"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, "", tc.args...)
+			if code != tc.wantCode {
+				t.Fatalf("code %d, want %d; stdout %q stderr %q", code, tc.wantCode, out, errOut)
+			}
+			for _, w := range tc.wantOut {
+				if !strings.Contains(out, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, out)
+				}
+			}
+			if tc.wantErr != "" && !strings.Contains(errOut, tc.wantErr) {
+				t.Errorf("stderr %q lacks %q", errOut, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestCompletion: cobra's generators write a completion script for each shell.
+func TestCompletion(t *testing.T) {
+	for shell, want := range map[string]string{
+		"bash": "__start_irsa-webhook",
+		"zsh":  "#compdef irsa-webhook",
+		"fish": "complete -c irsa-webhook",
+	} {
+		t.Run(shell, func(t *testing.T) {
+			code, out, errOut := runCmd(t, "", "completion", shell)
+			if code != exitOK || !strings.Contains(out, want) {
+				t.Fatalf("code %d, stderr %q; stdout lacks %q:\n%.300s", code, errOut, want, out)
+			}
+		})
+	}
+	// What the shell asks for when completing `irsa-webhook doctor <TAB>`.
+	code, out, _ := runCmd(t, "", "__complete", "doctor", "")
+	if code != exitOK || !strings.Contains(out, "pod\n") || !strings.Contains(out, "serviceaccount\n") {
+		t.Fatalf("doctor completion: code %d:\n%s", code, out)
+	}
+}
+
+// TestVerbosity: klog's -v N is accepted in its three spellings and becomes zap level -N
+// (logr's V(N)); without it --log-level decides.
+func TestVerbosity(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    zapcore.Level
+		wantErr string
+	}{
+		{name: "default", args: nil, want: zapcore.InfoLevel},
+		{name: "log level", args: []string{"--log-level=warn"}, want: zapcore.WarnLevel},
+		{name: "-v=4 as the reference's deployment writes it", args: []string{"-v=4"}, want: zapcore.Level(-4)},
+		{name: "-v 1 is debug", args: []string{"-v", "1"}, want: zapcore.DebugLevel},
+		{name: "--v=2", args: []string{"--v=2"}, want: zapcore.Level(-2)},
+		{name: "-v 0 is info even with --log-level=error", args: []string{"--log-level=error", "-v", "0"}, want: zapcore.InfoLevel},
+		{name: "too verbose", args: []string{"-v=11"}, wantErr: "-v 11 must be within 0-10"},
+		{name: "negative", args: []string{"-v=-1"}, wantErr: "-v -1 must be within 0-10"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newServeOptions()
+			cmd := newServeCommand(o)
+			if err := cmd.ParseFlags(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			err := o.validate()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("validate = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if got := o.zapLevel(); got != tc.want {
+				t.Errorf("level %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"os"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -34,7 +34,7 @@ func newMappingOptions() mappingOptions {
 	return mappingOptions{name: mapping.DefaultConfigMapName, namespace: os.Getenv("POD_NAMESPACE")}
 }
 
-func (o *mappingOptions) addFlags(fs *flag.FlagSet) {
+func (o *mappingOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.watch, "watch-config-map", o.watch, `also map ServiceAccounts to roles with the reference webhook's ConfigMap (key "config": {"<namespace>/<serviceaccount>": {"RoleARN": ...}}, "<prefix>*" namespace wildcards); a ServiceAccount's own role annotation wins; edits apply to the next pod, deleting the ConfigMap removes the mapping`)
 	fs.StringVar(&o.name, "config-map-name", o.name, "--watch-config-map: name of the ConfigMap")
 	fs.StringVar(&o.namespace, "config-map-namespace", o.namespace, "--watch-config-map: namespace of the ConfigMap (default: $POD_NAMESPACE); the webhook needs get, list and watch on that one ConfigMap")

@@ -2,34 +2,48 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/manifest"
 )
 
-const mutateUsage = `Usage: irsa-webhook mutate --service-account SA.yaml [flags] FILE|-
+// mutateOptions are mutate's flags.
+type mutateOptions struct {
+	defaults irsa.Defaults
+	saFile   string
+	output   string
+}
 
-Prints the manifest (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob)
-as the webhook would admit it. Warnings go to stderr. Exit 0 on success, 2 on bad input.
-
-Flags:
-`
-
-func runMutate(args []string, s streams) error {
-	d := irsa.NewDefaults()
-	var saFile, output string
-	fs := flag.NewFlagSet("irsa-webhook mutate", flag.ContinueOnError)
-	fs.StringVar(&saFile, "service-account", "", "ServiceAccount manifest (YAML or JSON) the pod runs as (required)")
-	fs.StringVar(&output, "o", "yaml", "output format: yaml or json")
-	addMutationFlags(fs, &d)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), mutateUsage); fs.PrintDefaults() }
-	if err := parseFlags(fs, args, s.err); err != nil {
-		return err
+func newMutateCommand(s streams) *cobra.Command {
+	o := mutateOptions{defaults: irsa.NewDefaults()}
+	cmd := &cobra.Command{
+		Use:   "mutate --service-account SA.yaml [flags] FILE|-",
+		Short: "Print what the webhook would do to a manifest",
+		Long: `Prints the manifest (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob)
+as the webhook would admit it: the pod (template) is read exactly as the webhook reads it.
+Warnings go to stderr. Exit 0 on success, 2 on bad input.`,
+		Example: `  irsa-webhook mutate --service-account sa.yaml deployment.yaml
+  kubectl get deploy app -o yaml | irsa-webhook mutate --service-account sa.yaml - -o json`,
+		RunE: func(_ *cobra.Command, args []string) error { return runMutate(o, args, s) },
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return []string{"yaml", "yml", "json"}, cobra.ShellCompDirectiveFilterFileExt
+		},
 	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.saFile, "service-account", o.saFile, "ServiceAccount manifest (YAML or JSON) the pod runs as (required)")
+	addOutputFlag(cmd, &o.output, "yaml", "json")
+	addMutationFlags(fs, &o.defaults)
+	_ = cmd.MarkFlagFilename("service-account", "yaml", "yml", "json")
+	return cmd
+}
+
+func runMutate(o mutateOptions, args []string, s streams) error {
+	d, saFile, output := o.defaults, o.saFile, o.output
 	var errs []error
 	if saFile == "" {
 		errs = append(errs, errors.New("--service-account is required"))
@@ -37,8 +51,8 @@ func runMutate(args []string, s streams) error {
 	if output != "yaml" && output != "json" {
 		errs = append(errs, fmt.Errorf("-o %q must be yaml or json", output))
 	}
-	if fs.NArg() != 1 {
-		errs = append(errs, fmt.Errorf("want exactly one manifest FILE (or - for stdin), got %d", fs.NArg()))
+	if len(args) != 1 {
+		errs = append(errs, fmt.Errorf("want exactly one manifest FILE (or - for stdin), got %d", len(args)))
 	}
 	errs = append(errs, d.Validate()...)
 	if err := joinProblems(errs); err != nil {
@@ -52,7 +66,7 @@ func runMutate(args []string, s streams) error {
 	if err != nil {
 		return usagef("%s: %v", saFile, err)
 	}
-	name := fs.Arg(0)
+	name := args[0]
 	var doc []byte
 	if name == "-" {
 		doc, err = io.ReadAll(s.in)

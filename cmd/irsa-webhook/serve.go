@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,18 +31,14 @@ import (
 	"github.com/irsa-webhook/irsa-webhook/webhook/serving"
 )
 
-func newLogger(format, level string) (logr.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		return logr.Logger{}, err
-	}
+func newLogger(format string, lvl zapcore.Level) logr.Logger {
 	opts := []crzap.Opts{crzap.Level(lvl), crzap.StacktraceLevel(zapcore.PanicLevel)}
 	if format == "console" {
 		opts = append(opts, crzap.ConsoleEncoder())
 	} else {
 		opts = append(opts, crzap.JSONEncoder())
 	}
-	return crzap.New(opts...), nil
+	return crzap.New(opts...)
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {
@@ -53,18 +50,26 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-func runServe(ctx context.Context, args []string, s streams) error {
-	o := newServeOptions()
-	if err := parseFlags(o.flagSet(), args, s.err); err != nil {
-		return err
+// newServeCommand is serve with the options o (their values are the flags' defaults).
+func newServeCommand(o *serveOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve [flags]",
+		Short: "Run the admission webhook",
+		Long: `Runs the admission webhook: pod mutation on ` + podWebhookPath + ` and the ServiceAccount
+trust check on ` + serviceAccountWebhookPath + `, over HTTPS; /metrics and the /healthz and
+/readyz probes on their own addresses. Bad flag values are reported together and exit 2.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o) },
 	}
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+func runServe(ctx context.Context, o *serveOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	log, err := newLogger(o.logFormat, o.logLevel)
-	if err != nil {
-		return err
-	}
+	log := newLogger(o.logFormat, o.zapLevel())
 	ctrl.SetLogger(log)
 	cfg, err := restConfig(o.kubeconfig)
 	if err != nil {

@@ -3,12 +3,13 @@ package main
 import (
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
@@ -28,6 +29,8 @@ const (
 	podWebhookPath            = "/mutate-v1-pod"
 	serviceAccountWebhookPath = "/validate-v1-serviceaccount"
 	defaultExcludedNamespace  = "kube-system"
+	// maxVerbosity bounds -v: klog's levels above 10 are not used by any Kubernetes component.
+	maxVerbosity = 10
 )
 
 type serveOptions struct {
@@ -43,6 +46,7 @@ type serveOptions struct {
 	healthAddress      string
 	logFormat          string
 	logLevel           string
+	verbosity          verbosity
 	excludedNamespaces listFlag
 	saLookupTimeout    time.Duration
 	shutdownGrace      time.Duration
@@ -77,8 +81,7 @@ func newServeOptions() *serveOptions {
 	}
 }
 
-func (o *serveOptions) flagSet() *flag.FlagSet {
-	fs := flag.NewFlagSet("irsa-webhook serve", flag.ContinueOnError)
+func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	addMutationFlags(fs, &o.defaults)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "kubeconfig file; empty uses the in-cluster configuration")
 	fs.StringVar(&o.bindAddress, "bind-address", o.bindAddress, "address the webhook server listens on; empty means all")
@@ -91,6 +94,7 @@ func (o *serveOptions) flagSet() *flag.FlagSet {
 	fs.StringVar(&o.healthAddress, "health-probe-bind-address", o.healthAddress, "address of the /healthz and /readyz endpoints")
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log format: json or console")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log level: debug, info, warn or error")
+	fs.VarP(&o.verbosity, "v", "v", "klog-style verbosity; when given it replaces --log-level: 0 is info, 1 is debug, N logs V(N) lines too (zap level -N)")
 	fs.Var(&o.excludedNamespaces, "excluded-namespaces", "comma-separated namespaces whose pods are never mutated and whose ServiceAccounts are never checked, whatever the webhook configurations send")
 	fs.DurationVar(&o.saLookupTimeout, "service-account-lookup-timeout", o.saLookupTimeout, "budget of the live GET made when a pod's ServiceAccount is not in the cache yet")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace-period", o.shutdownGrace, "how long in-flight requests may take to finish on SIGTERM, after the shutdown delay (keep it at 5s or more: idle keep-alive connections count as busy for up to 5s)")
@@ -101,7 +105,34 @@ func (o *serveOptions) flagSet() *flag.FlagSet {
 	o.trust.addFlags(fs)
 	o.cert.addFlags(fs)
 	o.mapping.addFlags(fs)
-	return fs
+}
+
+// verbosity is klog's -v N, which kubectl and the reference webhook accept.
+type verbosity struct {
+	n   int
+	set bool // given on the command line: then it replaces --log-level
+}
+
+func (v *verbosity) String() string { return strconv.Itoa(v.n) }
+func (v *verbosity) Type() string   { return "int" }
+
+func (v *verbosity) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("want a number: %w", err)
+	}
+	v.n, v.set = n, true
+	return nil
+}
+
+// zapLevel is the zap level of --log-level, or of -v when given: klog's -v N is logr's V(N),
+// which zap logs at level -N (so -v 0 is info and -v 1 is debug).
+func (o *serveOptions) zapLevel() zapcore.Level {
+	if o.verbosity.set {
+		return zapcore.Level(-o.verbosity.n)
+	}
+	lvl, _ := zapcore.ParseLevel(o.logLevel) // checked by validate
+	return lvl
 }
 
 // validate reports every problem at once.
@@ -124,6 +155,9 @@ func (o *serveOptions) validate() error {
 	}
 	if _, err := zapcore.ParseLevel(o.logLevel); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, o.logLevel) {
 		errs = append(errs, fmt.Errorf("--log-level %q must be debug, info, warn or error", o.logLevel))
+	}
+	if o.verbosity.n < 0 || o.verbosity.n > maxVerbosity {
+		errs = append(errs, fmt.Errorf("-v %d must be within 0-%d", o.verbosity.n, maxVerbosity))
 	}
 	if o.saLookupTimeout <= 0 || o.saLookupTimeout > 10*time.Second {
 		errs = append(errs, fmt.Errorf("--service-account-lookup-timeout %s must be within (0, 10s]: it delays pod creation", o.saLookupTimeout))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -58,7 +58,7 @@ func newTrustOptions() trustOptions {
 	}
 }
 
-func (t *trustOptions) addFlags(fs *flag.FlagSet) {
+func (t *trustOptions) addFlags(fs *pflag.FlagSet) {
 	fs.Func("trust-check", "ServiceAccount trust-policy check: off, warn (default: allow with a warning) or enforce (deny a role that does not trust the ServiceAccount)", func(v string) error {
 		t.mode = serviceaccount.Mode(v)
 		return nil

@@ -3,11 +3,12 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
 )
@@ -142,7 +143,7 @@ func TestIAMRateFlags(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			o := newTrustOptions()
-			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 			o.addFlags(fs)
 			if err := fs.Parse(tc.args); err != nil {
 				t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -25,41 +26,34 @@ import (
 // Exit codes of trust check (and audit): 0 trusted, 1 not trusted, 2 bad input, 3 undetermined.
 const exitUndetermined = 3
 
-const trustUsage = `Usage:
-  irsa-webhook trust check  --role-arn ARN --issuer URL --namespace NS --service-account NAME [--audience A] [--policy-file F] [-o text|json]
-      exit 0 trusted, 1 not trusted, 2 bad input (also a --policy-file that is not a trust policy IAM would store),
-      3 undetermined; without --policy-file it asks IAM
-  irsa-webhook trust policy --role-arn ARN --issuer URL --namespace NS --service-account NAME [--audience A]
-      print the minimal correct trust policy
-  irsa-webhook trust audit  [--kubeconfig F] [--oidc-issuer-url URL] [--trust-policy-dir DIR] [-o text|json]
-      every annotated ServiceAccount with its verdict, and its running pods created with other
-      credentials (to restart); exit 1 if any is not trusted or any pod is stale
-`
+func newTrustCommand(s streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "trust check|policy|audit [flags]",
+		Short: "Check that IAM roles trust their ServiceAccounts",
+		Long: `Checks that IAM roles trust the ServiceAccounts that name them.
 
-func runTrust(ctx context.Context, args []string, s streams) error {
-	if len(args) == 0 {
-		fmt.Fprint(s.err, trustUsage)
-		return usagef("trust: no subcommand given")
+  check   one role and ServiceAccount: exit 0 trusted, 1 not trusted, 2 bad input (also a
+          --policy-file that is not a trust policy IAM would store), 3 undetermined; without
+          --policy-file it asks IAM
+  policy  print the minimal correct trust policy
+  audit   every annotated ServiceAccount with its verdict, and its running pods created with
+          other credentials (to restart); exit 1 if any is not trusted or any pod is stale`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("trust: no subcommand given (check, policy or audit)")
+			}
+			return usagef("trust: unknown subcommand %q", args[0])
+		},
+		Run: func(*cobra.Command, []string) {}, // Args refuses every call without a subcommand
 	}
-	switch args[0] {
-	case "check":
-		return runTrustCheck(ctx, args[1:], s)
-	case "policy":
-		return runTrustPolicy(args[1:], s)
-	case "audit":
-		return runTrustAudit(ctx, args[1:], s)
-	case "-h", "--help", "help":
-		fmt.Fprint(s.out, trustUsage)
-		return nil
-	}
-	fmt.Fprint(s.err, trustUsage)
-	return usagef("trust: unknown subcommand %q", args[0])
+	cmd.AddCommand(newTrustCheckCommand(s), newTrustPolicyCommand(s), newTrustAuditCommand(s))
+	return cmd
 }
 
 // requestFlags are the flags naming one check.
 type requestFlags struct{ trustpolicy.Request }
 
-func (r *requestFlags) add(fs *flag.FlagSet) {
+func (r *requestFlags) add(fs *pflag.FlagSet) {
 	r.Audience = irsa.DefaultTokenAudience
 	fs.StringVar(&r.RoleARN, "role-arn", "", "the IAM role (required)")
 	fs.StringVar(&r.IssuerURL, "issuer", "", "the cluster's OIDC issuer URL, e.g. https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE (required)")
@@ -90,18 +84,41 @@ type policyText string
 
 func (p policyText) TrustPolicy(context.Context, string) (string, error) { return string(p), nil }
 
-func runTrustCheck(ctx context.Context, args []string, s streams) error {
-	var r requestFlags
-	var policyFile, output string
-	opts := newTrustOptions()
-	fs := flag.NewFlagSet("irsa-webhook trust check", flag.ContinueOnError)
-	r.add(fs)
-	fs.StringVar(&policyFile, "policy-file", "", "check this trust policy (JSON or URL-encoded) instead of asking IAM")
-	fs.StringVar(&output, "o", "text", "output: text or json")
-	fs.DurationVar(&opts.timeout, "timeout", opts.timeout, "deadline of the IAM call")
-	if err := parseFlags(fs, args, s.err); err != nil {
-		return err
+// trustCheckOptions are trust check's flags.
+type trustCheckOptions struct {
+	r                  requestFlags
+	policyFile, output string
+	opts               trustOptions
+}
+
+func newTrustCheckCommand(s streams) *cobra.Command {
+	o := &trustCheckOptions{output: "text", opts: newTrustOptions()}
+	cmd := &cobra.Command{
+		Use:   "check --role-arn ARN --issuer URL --namespace NS --service-account NAME [flags]",
+		Short: "Check that one role trusts one ServiceAccount",
+		Long: `Checks that the role trusts the ServiceAccount, with the trust policy from --policy-file or
+from IAM. Exit 0 trusted, 1 not trusted, 2 bad input (also a --policy-file that is not a
+trust policy IAM would store), 3 undetermined.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runTrustCheck(cmd.Context(), o, s) },
 	}
+	fs := cmd.Flags()
+	o.r.add(fs)
+	fs.StringVar(&o.policyFile, "policy-file", "", "check this trust policy (JSON or URL-encoded) instead of asking IAM")
+	addOutputFlag(cmd, &o.output, "text", "json")
+	fs.DurationVar(&o.opts.timeout, "timeout", o.opts.timeout, "deadline of the IAM call")
+	_ = cmd.MarkFlagFilename("policy-file", "json")
+	return cmd
+}
+
+// addOutputFlag adds -o/--output with its allowed values (the first is the default).
+func addOutputFlag(cmd *cobra.Command, output *string, formats ...string) {
+	cmd.Flags().StringVarP(output, "output", "o", formats[0], "output: "+strings.Join(formats, " or "))
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(formats, cobra.ShellCompDirectiveNoFileComp))
+}
+
+func runTrustCheck(ctx context.Context, o *trustCheckOptions, s streams) error {
+	r, policyFile, output, opts := o.r, o.policyFile, o.output, o.opts
 	errs := r.validate()
 	if output != "text" && output != "json" {
 		errs = append(errs, fmt.Errorf("-o %q must be text or json", output))
@@ -146,13 +163,19 @@ func runTrustCheck(ctx context.Context, args []string, s streams) error {
 	return exitError{code: exitUndetermined}
 }
 
-func runTrustPolicy(args []string, s streams) error {
+func newTrustPolicyCommand(s streams) *cobra.Command {
 	var r requestFlags
-	fs := flag.NewFlagSet("irsa-webhook trust policy", flag.ContinueOnError)
-	r.add(fs)
-	if err := parseFlags(fs, args, s.err); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "policy --role-arn ARN --issuer URL --namespace NS --service-account NAME [--audience A]",
+		Short: "Print the minimal correct trust policy",
+		Args:  cobra.NoArgs,
+		RunE:  func(*cobra.Command, []string) error { return runTrustPolicy(r, s) },
 	}
+	r.add(cmd.Flags())
+	return cmd
+}
+
+func runTrustPolicy(r requestFlags, s streams) error {
 	if err := joinProblems(r.validate()); err != nil {
 		return err
 	}
@@ -171,21 +194,37 @@ type auditRow struct {
 	StalePods []doctor.StalePod // running pods of this ServiceAccount to restart
 }
 
-func runTrustAudit(ctx context.Context, args []string, s streams) error {
-	opts := newTrustOptions()
-	var kubeconfig, output string
-	prefix := irsa.DefaultAnnotationPrefix
-	audience := irsa.DefaultTokenAudience
-	fs := flag.NewFlagSet("irsa-webhook trust audit", flag.ContinueOnError)
-	fs.StringVar(&kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file; empty uses the in-cluster configuration")
-	fs.StringVar(&opts.issuerURL, "oidc-issuer-url", "", "the cluster's OIDC issuer; empty discovers it from the API server")
-	fs.StringVar(&opts.policyDir, "trust-policy-dir", "", "read trust policies from DIR/<role-name>.json instead of IAM")
-	fs.StringVar(&prefix, "annotation-prefix", prefix, "annotation prefix")
-	fs.StringVar(&audience, "token-audience", audience, "default token audience")
-	fs.StringVar(&output, "o", "text", "output: text or json")
-	if err := parseFlags(fs, args, s.err); err != nil {
-		return err
+// trustAuditOptions are trust audit's flags.
+type trustAuditOptions struct {
+	opts               trustOptions
+	kubeconfig, output string
+	prefix, audience   string
+}
+
+func newTrustAuditCommand(s streams) *cobra.Command {
+	o := &trustAuditOptions{opts: newTrustOptions(), prefix: irsa.DefaultAnnotationPrefix, audience: irsa.DefaultTokenAudience}
+	cmd := &cobra.Command{
+		Use:   "audit [--kubeconfig F] [--oidc-issuer-url URL] [--trust-policy-dir DIR] [-o text|json]",
+		Short: "Check every annotated ServiceAccount of the cluster, and list pods to restart",
+		Long: `Checks every annotated ServiceAccount of the cluster and lists its running pods created
+with other credentials (to restart). Exit 1 if any is not trusted or any pod is stale.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runTrustAudit(cmd.Context(), o, s) },
 	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file; empty uses the in-cluster configuration")
+	fs.StringVar(&o.opts.issuerURL, "oidc-issuer-url", "", "the cluster's OIDC issuer; empty discovers it from the API server")
+	fs.StringVar(&o.opts.policyDir, "trust-policy-dir", "", "read trust policies from DIR/<role-name>.json instead of IAM")
+	fs.StringVar(&o.prefix, "annotation-prefix", o.prefix, "annotation prefix")
+	fs.StringVar(&o.audience, "token-audience", o.audience, "default token audience")
+	addOutputFlag(cmd, &o.output, "text", "json")
+	_ = cmd.MarkFlagFilename("kubeconfig")
+	_ = cmd.MarkFlagDirname("trust-policy-dir")
+	return cmd
+}
+
+func runTrustAudit(ctx context.Context, o *trustAuditOptions, s streams) error {
+	opts, kubeconfig, output, prefix, audience := o.opts, o.kubeconfig, o.output, o.prefix, o.audience
 	errs := opts.validate()
 	if output != "text" && output != "json" {
 		errs = append(errs, fmt.Errorf("-o %q must be text or json", output))

@@ -57,16 +57,17 @@ func (b *webhookBinary) cleanup() {
 
 // serveFlag is a flag as `irsa-webhook serve --help` lists it.
 type serveFlag struct {
-	kind string // string, int, duration, value (a flag.Value) or bool
+	kind string // pflag's type word: string, int, duration, strings, float, func; bool when none is printed
 	def  string // the printed default, unquoted; empty when none is printed
 }
 
 var (
-	helpFlagLine = regexp.MustCompile(`^  -([a-z0-9-]+)(?: (\w+))?$`)
+	// pflag's listing: "  -v, --v int   usage (default 0)" or "      --enable-http2   usage".
+	helpFlagLine = regexp.MustCompile(`^\s+(?:-[a-zA-Z], )?--([a-z0-9_-]+)(?: (\w+))?\s{2,}(.*)$`)
 	helpDefault  = regexp.MustCompile(`\(default (.*)\)$`)
 )
 
-// serveFlags runs `irsa-webhook serve --help` and parses the flag package's listing.
+// serveFlags runs `irsa-webhook serve --help` and parses pflag's listing of the flags.
 func serveFlags(t testing.TB) map[string]serveFlag {
 	t.Helper()
 	out, err := exec.Command(tools.webhook.get(t), "serve", "--help").CombinedOutput()
@@ -74,30 +75,23 @@ func serveFlags(t testing.TB) map[string]serveFlag {
 		t.Fatalf("irsa-webhook serve --help: %v\n%s", err, out)
 	}
 	flags := map[string]serveFlag{}
-	var current string
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
-		line := sc.Text()
-		if m := helpFlagLine.FindStringSubmatch(line); m != nil {
-			current = m[1]
-			kind := m[2]
-			if kind == "" {
-				kind = "bool"
-			}
-			flags[current] = serveFlag{kind: kind}
+		m := helpFlagLine.FindStringSubmatch(sc.Text())
+		if m == nil || m[1] == "help" {
 			continue
 		}
-		if current == "" || !strings.HasPrefix(line, "    \t") {
-			continue
+		f := serveFlag{kind: m[2]}
+		if f.kind == "" {
+			f.kind = "bool"
 		}
-		if m := helpDefault.FindStringSubmatch(line); m != nil {
-			f := flags[current]
-			f.def = m[1]
-			if u, err := strconv.Unquote(m[1]); err == nil {
+		if d := helpDefault.FindStringSubmatch(m[3]); d != nil {
+			f.def = d[1]
+			if u, err := strconv.Unquote(d[1]); err == nil {
 				f.def = u
 			}
-			flags[current] = f
 		}
+		flags[m[1]] = f
 	}
 	if len(flags) < 20 {
 		t.Fatalf("parsed only %d flags from serve --help:\n%s", len(flags), out)
@@ -109,6 +103,7 @@ func serveFlags(t testing.TB) map[string]serveFlag {
 func notFromValues() map[string]string {
 	return map[string]string{
 		"kubeconfig": "the webhook runs in the cluster it serves; use extraArgs and extraVolumes for anything else",
+		"v":          "klog-style verbosity for command lines written for the reference webhook; the chart sets --log-level",
 	}
 }
 
@@ -175,7 +170,7 @@ func chartSpecific() map[string]string {
 // deployment-specific flags in chartSpecific.
 func TestChartDefaultsMatchBinary(t *testing.T) {
 	binary := serveFlags(t)
-	// A flag.Func prints no default.
+	// A pflag Func prints no default.
 	unprinted := map[string]string{"trust-check": string(serviceaccount.Warn)}
 	for name, got := range flagValues(t, args(t, render(t, values{}))) {
 		if _, ok := chartSpecific()[name]; ok {
