@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -29,9 +30,9 @@ import (
 // watch events lag late (as an informer lags behind a busy API server, or is still relisting
 // after an API server restart) while every other request, the live lookups included, passes
 // at once. Without it this machine's informer sees most ServiceAccounts before their pods
-// arrive and the lookups on a miss are never exercised. The original webhook is restored
-// when the test ends.
-func restartWithLaggingWatch(t *testing.T, lag time.Duration) {
+// arrive and the lookups on a miss are never exercised. args are more serve flags. The
+// original webhook is restored when the test ends.
+func restartWithLaggingWatch(t *testing.T, lag time.Duration, args ...string) {
 	t.Helper()
 	cfg := suite.cp.Config()
 	upstream, err := url.Parse(cfg.Host)
@@ -78,6 +79,7 @@ func restartWithLaggingWatch(t *testing.T, lag time.Duration) {
 	}
 	lagged := original
 	lagged.Kubeconfig = kubeconfig
+	lagged.Args = append(slices.Clip(lagged.Args), args...)
 	restart(lagged)
 	t.Cleanup(func() {
 		restart(original)
@@ -134,17 +136,28 @@ func (b *laggedBody) Read(p []byte) (int, error) {
 
 func (b *laggedBody) Close() error { return b.body.Close() }
 
-// TestServiceAccountBurst applies what one manifest of 20 workloads does: 20 ServiceAccounts
-// and, right behind each, 10 pods using it, all at once, while the webhook's informer lags
-// (restartWithLaggingWatch). The informer has not seen the ServiceAccounts when their pods
-// arrive, so the pods depend on the live lookups on a cache miss; every pod must still get
-// credentials. (Behind client-go's default client-side limit of 5 requests/s,
-// burst 10, lookups past the first ten waited beyond their 1 s budget.)
+// TestServiceAccountBurst applies what one manifest of 100 workloads does: 100
+// ServiceAccounts and, right behind each, 2 pods using it, all at once, while the webhook's
+// informer lags (restartWithLaggingWatch). The informer has not seen the ServiceAccounts
+// when their pods arrive, so the pods depend on the live lookups on a cache miss; every pod
+// must still get credentials.
+//
+// The lookups get a 5 s budget (--service-account-lookup-timeout) instead of the default
+// 1 s, below the API server's 10 s webhook timeout: on a CPU-starved machine the API server
+// itself took more than 1 s to answer half the GETs of a burst, which says nothing about the
+// webhook. What the test proves does not depend on it: behind client-go's default
+// client-side limit (5 requests/s, burst 10) a GET waits 0.2 s more for each one before it,
+// so most of the 100 wait past 5 s (run with that limit: 116 of the 200 pods without
+// credentials); the live client's own limit (sacache.LiveLookupBurst) lets all 100 start at
+// once.
 func TestServiceAccountBurst(t *testing.T) {
-	const serviceAccounts, podsEach = 20, 10
+	const serviceAccounts, podsEach = 100, 2
+	const lookupBudget = 5 * time.Second
 	admin, w := newClient(t)
 	ns := newNamespace(t, admin, "burst")
-	restartWithLaggingWatch(t, 5*time.Second)
+	// The watch lags more than the budget, so that no pod is saved by its ServiceAccount
+	// reaching the informer while its lookup waits.
+	restartWithLaggingWatch(t, 3*lookupBudget, "--service-account-lookup-timeout="+lookupBudget.String())
 	// The test's own client must not be the bottleneck: no client-side limit.
 	cfg := suite.cp.Config()
 	cfg.QPS = -1
@@ -166,7 +179,7 @@ func TestServiceAccountBurst(t *testing.T) {
 	began := time.Now()
 	for i := range serviceAccounts {
 		wg.Go(func() {
-			name := fmt.Sprintf("burst-%02d", i)
+			name := fmt.Sprintf("burst-%03d", i)
 			sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: withRole(testRoleARN)}}
 			if _, err := cs.CoreV1().ServiceAccounts(ns).Create(t.Context(), sa, metav1.CreateOptions{}); err != nil {
 				fail("create serviceaccount %s: %v", name, err)
