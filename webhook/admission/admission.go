@@ -230,6 +230,12 @@ func boundWarnings(ws []string) []string {
 // encoding/json v1 did, so a quirk in a request never turns into a refused pod.
 var decodeOptions = jsonv2.JoinOptions(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 
+// Unmarshal decodes JSON into v as the webhook decodes the objects of an AdmissionReview:
+// the same decoder and options, so that field names match exactly (a "ServiceAccountName"
+// key is not spec.serviceAccountName) and a duplicate name is read the same way. The mutate
+// command reads manifests with it, so that it can never see a pod differently from the webhook.
+func Unmarshal(data []byte, v any) error { return jsonv2.Unmarshal(data, v, decodeOptions) }
+
 // DecodeReview parses and checks an AdmissionReview v1 request body, decoding its
 // objects into T. An envelope that is fine around an object that does not fit T is not an
 // error: the request comes back with ObjectError set.

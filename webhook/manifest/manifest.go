@@ -1,12 +1,14 @@
 // Package manifest applies the webhook's pod mutation to a manifest offline: a Pod or the
-// pod template of a workload, in YAML or JSON. It computes the same add operations the
-// webhook sends and applies them to the document itself, so the output is exactly what
-// the API server would store, including fields this program's types do not know.
+// pod template of a workload, in YAML or JSON. It decodes the pod with the webhook's own
+// decoder (admission.Unmarshal), computes the same add operations the webhook sends and
+// applies them to the document itself, so the output is exactly what the API server would
+// store, including fields this program's types do not know.
 package manifest
 
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/json/jsontext"
 	"errors"
 	"fmt"
 
@@ -15,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/pod"
 )
@@ -55,7 +58,7 @@ func ServiceAccount(doc []byte) (irsa.Object, error) {
 		return irsa.Object{}, err
 	}
 	var sa corev1.ServiceAccount
-	if err := json.Unmarshal(js, &sa); err != nil {
+	if err := admission.Unmarshal(js, &sa); err != nil {
 		return irsa.Object{}, fmt.Errorf("%w: decode ServiceAccount: %w", ErrInput, err)
 	}
 	if sa.Kind != "ServiceAccount" {
@@ -74,11 +77,14 @@ func Mutate(doc []byte, sa irsa.Object, d irsa.Defaults, out Format) (Result, er
 	if err != nil {
 		return Result{}, err
 	}
+	if js, err = canonical(js); err != nil {
+		return Result{}, err
+	}
 	var head struct {
 		metav1.TypeMeta `json:",inline"`
 		Metadata        metav1.ObjectMeta `json:"metadata"`
 	}
-	if err := json.Unmarshal(js, &head); err != nil {
+	if err := admission.Unmarshal(js, &head); err != nil {
 		return Result{}, fmt.Errorf("%w: decode manifest: %w", ErrInput, err)
 	}
 	path, ok := templatePaths[head.Kind]
@@ -125,7 +131,7 @@ func podTemplate(js []byte, kind string) (*pod.Pod, error) {
 	var err error
 	switch kind {
 	case "Pod":
-		err = json.Unmarshal(js, &t)
+		err = admission.Unmarshal(js, &t)
 	case "CronJob":
 		var cj struct {
 			Spec struct {
@@ -136,7 +142,7 @@ func podTemplate(js []byte, kind string) (*pod.Pod, error) {
 				} `json:"jobTemplate"`
 			} `json:"spec"`
 		}
-		err = json.Unmarshal(js, &cj)
+		err = admission.Unmarshal(js, &cj)
 		t = cj.Spec.JobTemplate.Spec.Template
 	default:
 		var w struct {
@@ -144,7 +150,7 @@ func podTemplate(js []byte, kind string) (*pod.Pod, error) {
 				Template pod.Pod `json:"template"`
 			} `json:"spec"`
 		}
-		err = json.Unmarshal(js, &w)
+		err = admission.Unmarshal(js, &w)
 		t = w.Spec.Template
 	}
 	if err != nil {
@@ -168,6 +174,26 @@ func apply(js []byte, ops []pod.Op) ([]byte, error) {
 	out, err := patch.Apply(js)
 	if err != nil {
 		return nil, fmt.Errorf("apply patch: %w", err)
+	}
+	return out, nil
+}
+
+// canonical resolves the duplicate member names of a JSON document as the webhook's decoder
+// does (admission.Unmarshal: the last value of a name wins, objects merge), so that the patch
+// is applied to the very pod the mutation was computed from. The API server resolves them
+// before the webhook sees the pod. A document without duplicates is returned as it is, its
+// members in their order.
+func canonical(js []byte) ([]byte, error) {
+	if jsontext.Value(js).IsValid() {
+		return js, nil
+	}
+	var v any
+	if err := admission.Unmarshal(js, &v); err != nil {
+		return nil, fmt.Errorf("%w: the manifest is not valid JSON: %w", ErrInput, err)
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("re-encode the manifest: %w", err)
 	}
 	return out, nil
 }
