@@ -123,6 +123,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return fmt.Errorf("add serviceaccount cache: %w", err)
 	}
 	m := admission.NewMetrics(metrics.Registry)
+	// Registered whether or not the trust check runs, so that /metrics has the same
+	// families either way.
+	trustMetrics := serviceaccount.NewMetrics(metrics.Registry)
 	podSAs, err := o.mapping.serviceAccounts(mgr, cfg, sas, o.defaults.AnnotationPrefix, metrics.Registry, log.WithName("mapping"))
 	if err != nil {
 		return err
@@ -131,20 +134,20 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		Defaults:           o.defaults,
 		ServiceAccounts:    podSAs,
 		ExcludedNamespaces: admission.ExcludedNamespaces(o.excludedNamespaces),
-		Metrics:            m,
+		Metrics:            pod.NewMetrics(metrics.Registry),
 		Log:                log.WithName("pod"),
 	}
 	srv := mgr.GetWebhookServer()
 	srv.Register(podWebhookPath, admission.NewServer[pod.Pod]("pod", podHandler, log, m))
 	if o.trust.mode != serviceaccount.Off {
-		saHandler, deps, err := o.trust.handler(ctx, cfg, o.defaults, m, metrics.Registry, log.WithName("trust"))
+		saHandler, deps, err := o.trust.handler(ctx, cfg, o.defaults, trustMetrics, metrics.Registry, log.WithName("trust"))
 		if err != nil {
 			return err
 		}
 		if err := o.trust.addDependencies(mgr, deps); err != nil {
 			return err
 		}
-		events := serviceaccount.NewDeferredEvents(mgr.GetEventRecorder("irsa-webhook"), sas, m.TrustEventsDropped, log.WithName("trust"))
+		events := serviceaccount.NewDeferredEvents(mgr.GetEventRecorder("irsa-webhook"), sas, trustMetrics.EventsDropped, log.WithName("trust"))
 		if err := mgr.Add(events); err != nil {
 			return fmt.Errorf("add trust check events: %w", err)
 		}

@@ -31,7 +31,7 @@ func stalePods(ctx context.Context, cs kubernetes.Interface, sas []corev1.Servic
 	roles := map[string]roleOf{}
 	for i := range sas {
 		sa := &sas[i]
-		if s, outcome, _ := irsa.ForServiceAccount(irsa.Object{Namespace: sa.Namespace, Name: sa.Name, Annotations: sa.Annotations}, d); outcome == irsa.Mutated {
+		if s, decision, _ := irsa.ForServiceAccount(irsa.Object{Namespace: sa.Namespace, Name: sa.Name, Annotations: sa.Annotations}, d); decision == irsa.Inject {
 			roles[sa.Namespace+"/"+sa.Name] = roleOf{sa, s}
 		}
 	}

@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
-	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
 	"github.com/irsa-webhook/irsa-webhook/webhook/awsiam"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
@@ -172,7 +171,7 @@ func issuerDiscovery(cfg *rest.Config) (func(context.Context) (string, error), e
 // up by the returned Dependencies, in the background and until it succeeds, once the
 // manager runs them (addDependencies): an API server or STS that is down at start only
 // delays the check, and says so, instead of leaving it unverified for the process's life.
-func (t *trustOptions) handler(ctx context.Context, cfg *rest.Config, d irsa.Defaults, m *admission.Metrics, reg prometheus.Registerer, log logr.Logger) (*serviceaccount.Handler, *serviceaccount.Dependencies, error) {
+func (t *trustOptions) handler(ctx context.Context, cfg *rest.Config, d irsa.Defaults, m *serviceaccount.Metrics, reg prometheus.Registerer, log logr.Logger) (*serviceaccount.Handler, *serviceaccount.Dependencies, error) {
 	deps, err := serviceaccount.NewDependencies(reg, log)
 	if err != nil {
 		return nil, nil, err

@@ -269,10 +269,10 @@ func TestNotMutated(t *testing.T) {
 		namespace   string // empty: a new namespace
 		saAnnots    map[string]string
 		podLabels   map[string]string
-		wantOutcome irsa.Outcome // the pod webhook's outcome counter that must rise by one; empty: no call
+		wantOutcome pod.Outcome // the pod webhook's outcome counter that must rise by one; empty: no call
 	}{
-		{name: "serviceaccount without role", saAnnots: map[string]string{"example.com/unrelated": "x"}, wantOutcome: irsa.NoRole},
-		{name: "excluded namespace refused by the webhook", namespace: excludedNamespace, saAnnots: withRole(testRoleARN), wantOutcome: irsa.Excluded},
+		{name: "serviceaccount without role", saAnnots: map[string]string{"example.com/unrelated": "x"}, wantOutcome: pod.OutcomeNoRole},
+		{name: "excluded namespace refused by the webhook", namespace: excludedNamespace, saAnnots: withRole(testRoleARN), wantOutcome: pod.OutcomeExcluded},
 		{name: "skip label, not sent by the API server", saAnnots: withRole(testRoleARN), podLabels: map[string]string{skipLabel: "true"}},
 	}
 	for i, tc := range tests {
@@ -549,7 +549,7 @@ func TestMetrics(t *testing.T) {
 	createPod(t, cs, ns, simplePod("counted", "s3-writer"))
 
 	fams := scrape(t, suite.webhook)
-	if n := counter(fams, "irsa_webhook_pod_mutations_total", "outcome", string(irsa.Mutated)); n <= 0 {
+	if n := counter(fams, "irsa_webhook_pod_mutations_total", "outcome", string(pod.OutcomeMutated)); n <= 0 {
 		t.Errorf(`irsa_webhook_pod_mutations_total{outcome="mutated"} = %v, want > 0`, n)
 	}
 	h := metric(fams, "irsa_webhook_admission_duration_seconds", "webhook", "pod")

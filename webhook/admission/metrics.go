@@ -17,21 +17,15 @@ const (
 	ResultError      = "error"       // the response could not be written
 )
 
-// Metrics are the webhook's own Prometheus metrics. controller-runtime's webhook server
-// adds its generic per-path HTTP metrics beside them.
+// Metrics are the request-level metrics of every admission Server: how many requests, how
+// they were answered, how long it took, how many handlers panicked. What a request meant
+// (a pod's outcome, a trust check's verdict) is counted by its handler (pod.Metrics,
+// serviceaccount.Metrics). controller-runtime's webhook server adds its generic per-path
+// HTTP metrics beside them.
 type Metrics struct {
-	Requests     *prometheus.CounterVec   // webhook, result
-	Duration     *prometheus.HistogramVec // webhook
-	Panics       *prometheus.CounterVec   // webhook
-	PodMutations *prometheus.CounterVec   // outcome
-	TrustChecks  *prometheus.CounterVec   // verdict
-	// TrustRateLimited counts trust checks left undetermined because the webhook's own
-	// limit on IAM calls was spent (also counted in TrustChecks as undetermined).
-	TrustRateLimited prometheus.Counter
-	// TrustEventsDropped counts trust-check Events not written, by reason: not_stored (no
-	// ServiceAccount with the request's UID appeared in time: a forged or refused request),
-	// queue_full.
-	TrustEventsDropped *prometheus.CounterVec
+	Requests *prometheus.CounterVec   // webhook, result
+	Duration *prometheus.HistogramVec // webhook
+	Panics   *prometheus.CounterVec   // webhook
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered, for tests).
@@ -51,25 +45,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "irsa_webhook_handler_panics_total",
 			Help: "Handler panics recovered (answered by the webhook's internal-error policy: the pod webhook allows, a fail-closed trust check denies), by webhook.",
 		}, []string{"webhook"}),
-		PodMutations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "irsa_webhook_pod_mutations_total",
-			Help: "Pod admissions by outcome: mutated, unchanged, no_role, skipped, missing_service_account, invalid_annotation, excluded_namespace, too_many_containers, canceled, error.",
-		}, []string{"outcome"}),
-		TrustChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "irsa_webhook_trust_checks_total",
-			Help: "ServiceAccount trust-policy checks by verdict: trusted, not_trusted, undetermined.",
-		}, []string{"verdict"}),
-		TrustRateLimited: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "irsa_webhook_trust_checks_rate_limited_total",
-			Help: "ServiceAccount trust checks left undetermined because the webhook's limit on IAM GetRole calls (--iam-rate-limit, --iam-rate-burst) was spent.",
-		}),
-		TrustEventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "irsa_webhook_trust_events_dropped_total",
-			Help: "Trust-check Events not written, by reason: not_stored (no ServiceAccount with the request's namespace, name and UID was stored in time), queue_full.",
-		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.Duration, m.Panics, m.PodMutations, m.TrustChecks, m.TrustRateLimited, m.TrustEventsDropped)
+		reg.MustRegister(m.Requests, m.Duration, m.Panics)
 	}
 	return m
 }

@@ -20,8 +20,8 @@ func Expected(f Facts) (s irsa.Settings, ok bool) {
 	if f.ServiceAccount == nil {
 		return irsa.Settings{}, false
 	}
-	s, outcome, _ := irsa.ForServiceAccount(saObject(f.ServiceAccount), f.Defaults)
-	return s, outcome == irsa.Mutated
+	s, decision, _ := irsa.ForServiceAccount(saObject(f.ServiceAccount), f.Defaults)
+	return s, decision == irsa.Inject
 }
 
 func saObject(sa *corev1.ServiceAccount) irsa.Object {
@@ -174,12 +174,12 @@ func serviceAccountCheck(f Facts) (irsa.Settings, Check) {
 		c.Fix = fmt.Sprintf("create it: kubectl -n %s create serviceaccount %s, annotated with %s", f.Namespace, f.ServiceAccountName, roleKey)
 		return irsa.Settings{}, c
 	}
-	s, outcome, warnings := irsa.ForServiceAccount(saObject(f.ServiceAccount), f.Defaults)
+	s, decision, warnings := irsa.ForServiceAccount(saObject(f.ServiceAccount), f.Defaults)
 	who := "serviceaccount " + ref
 	if f.Pod != nil {
 		who = fmt.Sprintf("pod %s/%s runs as serviceaccount %s, which", f.Namespace, f.Pod.Name, f.ServiceAccountName)
 	}
-	switch outcome {
+	switch decision {
 	case irsa.NoRole:
 		c.Status, c.Message = Fail, who+" names no IAM role (annotation "+roleKey+"): no credentials (the SDK says NoCredentialProviders)"
 		c.Fix = fmt.Sprintf("annotate it: kubectl -n %s annotate serviceaccount %s %s=arn:aws:iam::<account>:role/<name>", f.Namespace, f.ServiceAccountName, roleKey)

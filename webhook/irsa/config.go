@@ -84,21 +84,35 @@ func (c Config) WindowsTokenFile() string {
 // Skips reports whether the container is listed in the pod's skip-containers annotation.
 func (c Config) Skips(container string) bool { return c.SkipContainers.Has(container) }
 
-// Outcome says why a pod was, or was not, given credentials. Values are metric labels.
-type Outcome string
+// Decision is what the configuration decides for a pod: inject credentials, or why not.
+// Adapters map it to what they report (the pod handler's outcome metric, a command's
+// message); it is not a label itself.
+type Decision uint8
 
 const (
-	Mutated               Outcome = "mutated"
-	Unchanged             Outcome = "unchanged" // had a role, but everything was already there
-	NoRole                Outcome = "no_role"
-	Skipped               Outcome = "skipped"
-	MissingServiceAccount Outcome = "missing_service_account"
-	InvalidAnnotation     Outcome = "invalid_annotation"
-	Excluded              Outcome = "excluded_namespace"
-	TooManyContainers     Outcome = "too_many_containers" // more than MaxContainers: admitted unchanged
-	Canceled              Outcome = "canceled"            // the request's context ended first
-	InternalError         Outcome = "error"
+	// Inject: the ServiceAccount names a valid role that may be injected.
+	Inject Decision = iota
+	// NoRole: the ServiceAccount has no role annotation.
+	NoRole
+	// InvalidAnnotation: a role (or skip list) that must not be injected; warnings say why.
+	InvalidAnnotation
+	// Skipped: the pod carries the skip label.
+	Skipped
 )
+
+func (d Decision) String() string {
+	switch d {
+	case Inject:
+		return "inject"
+	case NoRole:
+		return "no role"
+	case InvalidAnnotation:
+		return "invalid annotation"
+	case Skipped:
+		return "skipped"
+	}
+	return "Decision(" + strconv.Itoa(int(d)) + ")"
+}
 
 // Object is the part of a ServiceAccount or a Pod the configuration reads.
 type Object struct {
@@ -112,7 +126,7 @@ type Object struct {
 // defaults filled in: the role its pods assume and how their token is made.
 type Settings struct {
 	// RoleARN is the canonical role ARN; set only when the ServiceAccount names a valid role
-	// that may be injected (outcome Mutated).
+	// that may be injected (decision Inject).
 	RoleARN string
 	// RoleAnnotation is the role annotation as written, trimmed of surrounding whitespace;
 	// set whenever the annotation exists, for messages about an invalid one.
@@ -125,11 +139,11 @@ type Settings struct {
 
 // ForServiceAccount is the one reading of a ServiceAccount's IRSA annotations: the pod
 // path (ConfigFor), the trust check and every command use it, so a role or audience the
-// trust check evaluates is exactly the one pods get. outcome is NoRole (no role
+// trust check evaluates is exactly the one pods get. decision is NoRole (no role
 // annotation), InvalidAnnotation (a role that must not be injected; warnings say why) or
-// Mutated (s.RoleARN is to be injected). warnings explain every annotation that was
+// Inject (s.RoleARN is to be injected). warnings explain every annotation that was
 // ignored or adjusted; they name the ServiceAccount.
-func ForServiceAccount(sa Object, d Defaults) (s Settings, outcome Outcome, warnings []string) {
+func ForServiceAccount(sa Object, d Defaults) (s Settings, decision Decision, warnings []string) {
 	p := d.AnnotationPrefix
 	raw, has := sa.Annotations[Key(p, RoleARNAnnotation)]
 	if !has {
@@ -177,22 +191,22 @@ func ForServiceAccount(sa Object, d Defaults) (s Settings, outcome Outcome, warn
 			s.ExpirationSeconds = secs
 		}
 	}
-	return s, Mutated, warnings
+	return s, Inject, warnings
 }
 
 // ConfigFor builds the injection config for a pod: its ServiceAccount's settings
 // (ForServiceAccount), then what the pod's own annotations change (token-expiration,
-// skip-containers). ok is false when nothing must be injected; outcome says why, and
-// warnings (admission warnings for the user) explain every annotation that was ignored or
-// adjusted. It never returns a role the ServiceAccount does not name.
-func ConfigFor(sa, pod Object, d Defaults) (cfg Config, outcome Outcome, warnings []string) {
+// skip-containers). decision is Inject when credentials are to be injected, else it says
+// why not; warnings (admission warnings for the user) explain every annotation that was
+// ignored or adjusted. It never returns a role the ServiceAccount does not name.
+func ConfigFor(sa, pod Object, d Defaults) (cfg Config, decision Decision, warnings []string) {
 	p := d.AnnotationPrefix
 	if d.SkipsPod(pod.Labels) {
 		return Config{}, Skipped, nil
 	}
-	s, outcome, warnings := ForServiceAccount(sa, d)
-	if outcome != Mutated {
-		return Config{}, outcome, warnings
+	s, decision, warnings := ForServiceAccount(sa, d)
+	if decision != Inject {
+		return Config{}, decision, warnings
 	}
 	cfg = Config{
 		RoleARN:           s.RoleARN,
@@ -227,7 +241,7 @@ func ConfigFor(sa, pod Object, d Defaults) (cfg Config, outcome Outcome, warning
 			}
 		}
 	}
-	return cfg, Mutated, warnings
+	return cfg, Inject, warnings
 }
 
 // parseExpiration returns the expiration in seconds (0 = ignore this value) and a warning

@@ -110,9 +110,9 @@ func Mutate(doc []byte, sa irsa.Object, d irsa.Defaults, out Format) (Result, er
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: %v: nothing injected", head.Kind, head.Metadata.Name, pod.CheckSize(&tmpl.Spec)))
 	default:
 		podObj := irsa.Object{Namespace: ns, Name: head.Metadata.Name, Annotations: tmpl.Metadata.Annotations, Labels: tmpl.Metadata.Labels}
-		cfg, outcome, warnings := irsa.ConfigFor(sa, podObj, d)
+		cfg, decision, warnings := irsa.ConfigFor(sa, podObj, d)
 		res.Warnings = append(res.Warnings, warnings...)
-		if outcome == irsa.Mutated {
+		if decision == irsa.Inject {
 			if ops := pod.Mutate(&tmpl.Spec, cfg, path+"/spec"); len(ops) > 0 {
 				if js, err = apply(js, ops); err != nil {
 					return Result{}, err

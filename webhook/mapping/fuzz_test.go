@@ -55,12 +55,12 @@ func FuzzParse(f *testing.F) {
 			if !mapped {
 				t.Fatalf("Resolve(%q, %q) not mapped", ns, name)
 			}
-			cfg, outcome, warnings := irsa.ConfigFor(sa, irsa.Object{Namespace: ns, Name: "p"}, d)
+			cfg, decision, warnings := irsa.ConfigFor(sa, irsa.Object{Namespace: ns, Name: "p"}, d)
 			switch {
-			case e.RoleARN == "" && outcome != irsa.NoRole:
-				t.Fatalf("entry without a role: outcome %s", outcome)
-			case e.RoleARN != "" && (outcome != irsa.Mutated || len(warnings) > 0 || cfg.RoleARN != e.RoleARN):
-				t.Fatalf("entry %+v: outcome %s, warnings %v, config %+v", e, outcome, warnings, cfg)
+			case e.RoleARN == "" && decision != irsa.NoRole:
+				t.Fatalf("entry without a role: decision %s", decision)
+			case e.RoleARN != "" && (decision != irsa.Inject || len(warnings) > 0 || cfg.RoleARN != e.RoleARN):
+				t.Fatalf("entry %+v: decision %s, warnings %v, config %+v", e, decision, warnings, cfg)
 			}
 		}
 		for k, e := range m.exact {

@@ -350,9 +350,9 @@ func TestResolvedConfig(t *testing.T) {
 		{"min", irsa.Config{RoleARN: roleB, Audience: d.TokenAudience, ExpirationSeconds: d.TokenExpiration, MountPath: d.TokenMountPath, STSRegional: true}},
 	} {
 		sa, _ := m.Resolve(irsa.Object{Namespace: "ns", Name: tc.sa}, d.AnnotationPrefix)
-		cfg, outcome, warnings := irsa.ConfigFor(sa, pod, d)
-		if outcome != irsa.Mutated || len(warnings) != 0 {
-			t.Errorf("%s: outcome %s warnings %v", tc.sa, outcome, warnings)
+		cfg, decision, warnings := irsa.ConfigFor(sa, pod, d)
+		if decision != irsa.Inject || len(warnings) != 0 {
+			t.Errorf("%s: decision %s warnings %v", tc.sa, decision, warnings)
 		}
 		if cfg.RoleARN != tc.want.RoleARN || cfg.Audience != tc.want.Audience || cfg.ExpirationSeconds != tc.want.ExpirationSeconds ||
 			cfg.STSRegional != tc.want.STSRegional || cfg.MountPath != tc.want.MountPath || !cfg.SkipContainers.Equal(tc.want.SkipContainers) {

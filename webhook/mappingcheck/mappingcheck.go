@@ -13,7 +13,6 @@ package mappingcheck
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +22,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
-	"github.com/irsa-webhook/irsa-webhook/webhook/awsiam"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/mapping"
 	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
@@ -50,7 +48,7 @@ type Checker struct {
 	Excluded        admission.ExcludedNamespaces
 	Timeout         time.Duration // per check
 	Events          serviceaccount.EventRecorder
-	Metrics         *admission.Metrics
+	Metrics         *serviceaccount.Metrics
 	ServiceAccounts ServiceAccounts
 	ConfigMap       string // "<namespace>/<name>", for notes and logs
 	Log             logr.Logger
@@ -118,10 +116,7 @@ func (c *Checker) check(ctx context.Context, ch mapping.Change) {
 	// The entry as the annotations it stands for, read by the same function as annotations.
 	mapped := irsa.Object{Namespace: ch.Namespace, Name: ch.Name, Annotations: ch.Entry.Annotations(c.Defaults.AnnotationPrefix)}
 	v, _ := serviceaccount.CheckServiceAccount(ctx, c.Source, c.Issuer(), mapped, c.Defaults)
-	c.Metrics.TrustChecks.WithLabelValues(serviceaccount.VerdictLabel(v.Result)).Inc()
-	if errors.Is(v.Err, awsiam.ErrRateLimited) {
-		c.Metrics.TrustRateLimited.Inc()
-	}
+	c.Metrics.Observe(v)
 	if v.Result == trustpolicy.Trusted {
 		return
 	}

@@ -96,8 +96,8 @@ func FuzzMutate(f *testing.F) {
 			"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/R", "eks.amazonaws.com/sts-regional-endpoints": regional}}
 		d := irsa.NewDefaults()
 		d.Region = "us-east-1"
-		cfg, outcome, _ := irsa.ConfigFor(sa, irsa.Object{Annotations: p.Annotations, Labels: p.Labels}, d)
-		if outcome != irsa.Mutated {
+		cfg, decision, _ := irsa.ConfigFor(sa, irsa.Object{Annotations: p.Annotations, Labels: p.Labels}, d)
+		if decision != irsa.Inject {
 			return
 		}
 		if cfg.ExpirationSeconds < irsa.MinTokenExpiration || cfg.ExpirationSeconds > irsa.MaxTokenExpiration {

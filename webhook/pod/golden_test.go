@@ -82,9 +82,9 @@ func TestGolden(t *testing.T) {
 			if err := json.Unmarshal(podJSON, &p); err != nil {
 				t.Fatal(err)
 			}
-			cfg, outcome, pureWarnings := irsa.ConfigFor(sa, irsa.Object{Namespace: p.Metadata.Namespace, Name: p.Metadata.Name, Annotations: p.Metadata.Annotations, Labels: p.Metadata.Labels}, d)
+			cfg, decision, pureWarnings := irsa.ConfigFor(sa, irsa.Object{Namespace: p.Metadata.Namespace, Name: p.Metadata.Name, Annotations: p.Metadata.Annotations, Labels: p.Metadata.Labels}, d)
 			var ops []pod.Op
-			if outcome == irsa.Mutated {
+			if decision == irsa.Inject {
 				ops = pod.Mutate(&p.Spec, cfg, "/spec")
 			}
 			pureOut := applyOps(t, podJSON, mustJSON(t, ops))
@@ -130,8 +130,8 @@ func newTestHandler(d irsa.Defaults, sas ...irsa.Object) *admission.Server[pod.P
 	for _, sa := range sas {
 		f[sa.Namespace+"/"+sa.Name] = sa
 	}
-	m := admission.NewMetrics(nil)
-	return admission.NewServer[pod.Pod]("pod", &pod.Handler{Defaults: d, ServiceAccounts: f, ExcludedNamespaces: []string{"kube-system"}, Metrics: m, Log: logr.Discard()}, logr.Discard(), m)
+	return admission.NewServer[pod.Pod]("pod", &pod.Handler{Defaults: d, ServiceAccounts: f, ExcludedNamespaces: []string{"kube-system"}, Metrics: pod.NewMetrics(nil), Log: logr.Discard()},
+		logr.Discard(), admission.NewMetrics(nil))
 }
 
 // review wraps a pod in an AdmissionReview as the API server sends it.

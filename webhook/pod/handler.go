@@ -24,7 +24,7 @@ type Handler struct {
 	Defaults           irsa.Defaults
 	ServiceAccounts    ServiceAccounts
 	ExcludedNamespaces admission.ExcludedNamespaces
-	Metrics            *admission.Metrics
+	Metrics            *Metrics
 	Log                logr.Logger
 }
 
@@ -36,66 +36,66 @@ var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
 // Handle implements admission.Handler.
 func (h *Handler) Handle(ctx context.Context, req *admission.Request[Pod]) *admissionv1.AdmissionResponse {
 	resp, outcome := h.handle(ctx, req)
-	h.Metrics.PodMutations.WithLabelValues(string(outcome)).Inc()
+	h.Metrics.Mutations.WithLabelValues(string(outcome)).Inc()
 	return resp
 }
 
-func (h *Handler) handle(ctx context.Context, req *admission.Request[Pod]) (*admissionv1.AdmissionResponse, irsa.Outcome) {
+func (h *Handler) handle(ctx context.Context, req *admission.Request[Pod]) (*admissionv1.AdmissionResponse, Outcome) {
 	if req.Resource != podResource || req.SubResource != "" || req.Operation != admissionv1.Create {
 		return admission.AllowWithWarnings(fmt.Sprintf(WarningPrefix+"only pod creation is handled, got %s %s/%s; admitted unchanged",
-			req.Operation, req.Resource.Resource, req.SubResource)), irsa.Skipped
+			req.Operation, req.Resource.Resource, req.SubResource)), OutcomeSkipped
 	}
 	if h.ExcludedNamespaces.Excludes(req.Namespace) {
-		return admission.AllowWithWarnings(), irsa.Excluded
+		return admission.AllowWithWarnings(), OutcomeExcluded
 	}
 	if req.ObjectError != nil {
-		return admission.AllowWithWarnings(WarningPrefix + "cannot decode the pod (" + req.ObjectError.Error() + "); admitted unchanged, no AWS credentials injected"), irsa.InternalError
+		return admission.AllowWithWarnings(WarningPrefix + "cannot decode the pod (" + req.ObjectError.Error() + "); admitted unchanged, no AWS credentials injected"), OutcomeError
 	}
 	p := &req.Object
 	podObj := irsa.Object{Namespace: req.Namespace, Name: podName(p), Annotations: p.Metadata.Annotations, Labels: p.Metadata.Labels}
 	if h.Defaults.SkipsPod(podObj.Labels) { // before the lookup: a skipped pod needs no ServiceAccount
-		return admission.AllowWithWarnings(), irsa.Skipped
+		return admission.AllowWithWarnings(), OutcomeSkipped
 	}
 	spec := &p.Spec
 	if err := CheckSize(spec); err != nil { // before anything loops over the containers
-		return admission.AllowWithWarnings(WarningPrefix + err.Error() + "; admitted unchanged, no AWS credentials injected"), irsa.TooManyContainers
+		return admission.AllowWithWarnings(WarningPrefix + err.Error() + "; admitted unchanged, no AWS credentials injected"), OutcomeTooManyContainers
 	}
 	if resp, canceled := checkContext(ctx); canceled {
-		return resp, irsa.Canceled
+		return resp, OutcomeCanceled
 	}
 	saName := ServiceAccountName(spec)
 	sa, found, err := h.ServiceAccounts.ServiceAccount(ctx, req.Namespace, saName)
 	switch {
 	case err != nil:
 		h.Log.Error(err, "service account lookup failed; pod admitted unchanged", "namespace", req.Namespace, "serviceAccount", saName)
-		return admission.AllowWithWarnings(fmt.Sprintf(WarningPrefix+"could not look up serviceaccount %s/%s (%v); admitted without AWS credentials", req.Namespace, saName, err)), irsa.InternalError
+		return admission.AllowWithWarnings(fmt.Sprintf(WarningPrefix+"could not look up serviceaccount %s/%s (%v); admitted without AWS credentials", req.Namespace, saName, err)), OutcomeError
 	case !found:
-		return admission.AllowWithWarnings(fmt.Sprintf(WarningPrefix+"serviceaccount %s/%s not found; admitted without AWS credentials", req.Namespace, saName)), irsa.MissingServiceAccount
+		return admission.AllowWithWarnings(fmt.Sprintf(WarningPrefix+"serviceaccount %s/%s not found; admitted without AWS credentials", req.Namespace, saName)), OutcomeMissingServiceAccount
 	}
 	if resp, canceled := checkContext(ctx); canceled {
-		return resp, irsa.Canceled
+		return resp, OutcomeCanceled
 	}
-	cfg, outcome, warnings := irsa.ConfigFor(sa, podObj, h.Defaults)
+	cfg, decision, warnings := irsa.ConfigFor(sa, podObj, h.Defaults)
 	for i, w := range warnings {
 		warnings[i] = WarningPrefix + w
 	}
-	if outcome != irsa.Mutated {
-		return admission.AllowWithWarnings(warnings...), outcome
+	if decision != irsa.Inject {
+		return admission.AllowWithWarnings(warnings...), outcomeOf(decision)
 	}
 	ops := Mutate(spec, cfg, "/spec")
 	if len(ops) == 0 {
-		return admission.AllowWithWarnings(warnings...), irsa.Unchanged
+		return admission.AllowWithWarnings(warnings...), OutcomeUnchanged
 	}
 	if resp, canceled := checkContext(ctx); canceled {
-		return resp, irsa.Canceled
+		return resp, OutcomeCanceled
 	}
 	patch, err := MarshalPatch(ops)
 	if err != nil {
-		return admission.AllowWithWarnings(WarningPrefix + "cannot encode the patch (" + err.Error() + "); admitted unchanged"), irsa.InternalError
+		return admission.AllowWithWarnings(WarningPrefix + "cannot encode the patch (" + err.Error() + "); admitted unchanged"), OutcomeError
 	}
 	resp := admission.AllowWithWarnings(warnings...)
 	resp.Patch = patch
-	return resp, irsa.Mutated
+	return resp, OutcomeMutated
 }
 
 // checkContext answers for a request whose context has ended (the API server gave up, or

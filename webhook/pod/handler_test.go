@@ -48,40 +48,40 @@ func TestHandlerAnswers(t *testing.T) {
 		req         func(*admission.Request[pod.Pod])
 		wantPatch   bool
 		wantWarning string // substring of the only warning; "" = no warning
-		wantOutcome irsa.Outcome
+		wantOutcome pod.Outcome
 		canceled    bool // the request's context has ended
 	}{
-		{name: "mutated", wantPatch: true, wantOutcome: irsa.Mutated},
+		{name: "mutated", wantPatch: true, wantOutcome: pod.OutcomeMutated},
 		{name: "another kind", req: func(r *admission.Request[pod.Pod]) {
 			r.Resource = metav1.GroupVersionResource{Version: "v1", Resource: "configmaps"}
-		}, wantWarning: "only pod creation is handled", wantOutcome: irsa.Skipped},
+		}, wantWarning: "only pod creation is handled", wantOutcome: pod.OutcomeSkipped},
 		{name: "update", req: func(r *admission.Request[pod.Pod]) { r.Operation = admissionv1.Update },
-			wantWarning: "only pod creation is handled", wantOutcome: irsa.Skipped},
+			wantWarning: "only pod creation is handled", wantOutcome: pod.OutcomeSkipped},
 		{name: "subresource", req: func(r *admission.Request[pod.Pod]) { r.SubResource = "ephemeralcontainers" },
-			wantWarning: "only pod creation is handled", wantOutcome: irsa.Skipped},
-		{name: "excluded namespace", req: func(r *admission.Request[pod.Pod]) { r.Namespace = "kube-system" }, wantOutcome: irsa.Excluded},
+			wantWarning: "only pod creation is handled", wantOutcome: pod.OutcomeSkipped},
+		{name: "excluded namespace", req: func(r *admission.Request[pod.Pod]) { r.Namespace = "kube-system" }, wantOutcome: pod.OutcomeExcluded},
 		{name: "invalid pod object", pod: `{"spec":{"containers":"nope"}}`,
-			wantWarning: "cannot decode the pod", wantOutcome: irsa.InternalError},
-		{name: "missing service account", sas: fakeServiceAccounts{}, wantWarning: "serviceaccount production/s3-writer not found", wantOutcome: irsa.MissingServiceAccount},
-		{name: "lookup error", sas: failingLookup{}, wantWarning: "could not look up serviceaccount", wantOutcome: irsa.InternalError},
+			wantWarning: "cannot decode the pod", wantOutcome: pod.OutcomeError},
+		{name: "missing service account", sas: fakeServiceAccounts{}, wantWarning: "serviceaccount production/s3-writer not found", wantOutcome: pod.OutcomeMissingServiceAccount},
+		{name: "lookup error", sas: failingLookup{}, wantWarning: "could not look up serviceaccount", wantOutcome: pod.OutcomeError},
 		{name: "role ARN with a newline", sas: fakeServiceAccounts{"production/s3-writer": saWith(map[string]string{"eks.amazonaws.com/role-arn": testRole + "\nAWS_SECRET=x"})},
-			wantWarning: "control or non-ASCII character", wantOutcome: irsa.InvalidAnnotation},
+			wantWarning: "control or non-ASCII character", wantOutcome: pod.OutcomeInvalidAnnotation},
 		{name: "role ARN with quotes", sas: fakeServiceAccounts{"production/s3-writer": saWith(map[string]string{"eks.amazonaws.com/role-arn": `arn:aws:iam::123456789012:role/"x"`})},
-			wantWarning: "invalid character", wantOutcome: irsa.InvalidAnnotation},
+			wantWarning: "invalid character", wantOutcome: pod.OutcomeInvalidAnnotation},
 		{name: "role ARN of 100 KB with invalid UTF-8", sas: fakeServiceAccounts{"production/s3-writer": saWith(map[string]string{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/\xff" + strings.Repeat("a", 100<<10)})},
-			wantWarning: "non-ASCII", wantOutcome: irsa.InvalidAnnotation},
-		{name: "token expiration -1", pod: podJSON(`"eks.amazonaws.com/token-expiration":"-1"`, 1), wantPatch: true, wantWarning: "raised to the minimum of 600", wantOutcome: irsa.Mutated},
-		{name: "token expiration 1e9", pod: podJSON(`"eks.amazonaws.com/token-expiration":"1e9"`, 1), wantPatch: true, wantWarning: `"1e9" ignored`, wantOutcome: irsa.Mutated},
-		{name: "token expiration 0x10", pod: podJSON(`"eks.amazonaws.com/token-expiration":"0x10"`, 1), wantPatch: true, wantWarning: `"0x10" ignored`, wantOutcome: irsa.Mutated},
-		{name: "100 KB annotation value", pod: podJSON(`"eks.amazonaws.com/token-expiration":"`+strings.Repeat("9", 100<<10)+`"`, 1), wantPatch: true, wantWarning: "ignored", wantOutcome: irsa.Mutated},
-		{name: "invalid UTF-8 in an annotation", pod: podJSON("\"eks.amazonaws.com/skip-containers\":\"\xff\xfe\"", 1), wantPatch: true, wantOutcome: irsa.Mutated},
-		{name: "250 containers", pod: podJSON("", irsa.MaxContainers), wantPatch: true, wantOutcome: irsa.Mutated},
-		{name: "251 containers", pod: podJSON("", irsa.MaxContainers+1), wantWarning: "the pod has 251 containers (init and regular), more than the 250", wantOutcome: irsa.TooManyContainers},
-		{name: "5000 containers", pod: podJSON("", 5000), wantWarning: "admitted unchanged", wantOutcome: irsa.TooManyContainers},
-		{name: "skip list of 250 entries", pod: podJSON(`"eks.amazonaws.com/skip-containers":"`+strings.Repeat("x,", irsa.MaxSkipContainers-1)+`c0"`, 2), wantPatch: true, wantOutcome: irsa.Mutated},
+			wantWarning: "non-ASCII", wantOutcome: pod.OutcomeInvalidAnnotation},
+		{name: "token expiration -1", pod: podJSON(`"eks.amazonaws.com/token-expiration":"-1"`, 1), wantPatch: true, wantWarning: "raised to the minimum of 600", wantOutcome: pod.OutcomeMutated},
+		{name: "token expiration 1e9", pod: podJSON(`"eks.amazonaws.com/token-expiration":"1e9"`, 1), wantPatch: true, wantWarning: `"1e9" ignored`, wantOutcome: pod.OutcomeMutated},
+		{name: "token expiration 0x10", pod: podJSON(`"eks.amazonaws.com/token-expiration":"0x10"`, 1), wantPatch: true, wantWarning: `"0x10" ignored`, wantOutcome: pod.OutcomeMutated},
+		{name: "100 KB annotation value", pod: podJSON(`"eks.amazonaws.com/token-expiration":"`+strings.Repeat("9", 100<<10)+`"`, 1), wantPatch: true, wantWarning: "ignored", wantOutcome: pod.OutcomeMutated},
+		{name: "invalid UTF-8 in an annotation", pod: podJSON("\"eks.amazonaws.com/skip-containers\":\"\xff\xfe\"", 1), wantPatch: true, wantOutcome: pod.OutcomeMutated},
+		{name: "250 containers", pod: podJSON("", irsa.MaxContainers), wantPatch: true, wantOutcome: pod.OutcomeMutated},
+		{name: "251 containers", pod: podJSON("", irsa.MaxContainers+1), wantWarning: "the pod has 251 containers (init and regular), more than the 250", wantOutcome: pod.OutcomeTooManyContainers},
+		{name: "5000 containers", pod: podJSON("", 5000), wantWarning: "admitted unchanged", wantOutcome: pod.OutcomeTooManyContainers},
+		{name: "skip list of 250 entries", pod: podJSON(`"eks.amazonaws.com/skip-containers":"`+strings.Repeat("x,", irsa.MaxSkipContainers-1)+`c0"`, 2), wantPatch: true, wantOutcome: pod.OutcomeMutated},
 		{name: "skip list of 251 entries", pod: podJSON(`"eks.amazonaws.com/skip-containers":"`+strings.Repeat("x,", irsa.MaxSkipContainers)+`c0"`, 2),
-			wantWarning: "lists 251 entries, more than the 250", wantOutcome: irsa.InvalidAnnotation},
-		{name: "request already canceled", canceled: true, wantWarning: "context canceled", wantOutcome: irsa.Canceled},
+			wantWarning: "lists 251 entries, more than the 250", wantOutcome: pod.OutcomeInvalidAnnotation},
+		{name: "request already canceled", canceled: true, wantWarning: "context canceled", wantOutcome: pod.OutcomeCanceled},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,7 +89,7 @@ func TestHandlerAnswers(t *testing.T) {
 			if sas == nil {
 				sas = fakeServiceAccounts{"production/s3-writer": saWith(map[string]string{"eks.amazonaws.com/role-arn": testRole})}
 			}
-			m := admission.NewMetrics(nil)
+			m := pod.NewMetrics(nil)
 			h := &pod.Handler{Defaults: irsa.NewDefaults(), ServiceAccounts: sas, ExcludedNamespaces: []string{"kube-system"}, Metrics: m, Log: logr.Discard()}
 			js := tc.pod
 			if js == "" {
@@ -127,7 +127,7 @@ func TestHandlerAnswers(t *testing.T) {
 					t.Errorf("warning of %d bytes; user values must be cut short", len(w))
 				}
 			}
-			if got := testutil.ToFloat64(m.PodMutations.WithLabelValues(string(tc.wantOutcome))); got != 1 {
+			if got := testutil.ToFloat64(m.Mutations.WithLabelValues(string(tc.wantOutcome))); got != 1 {
 				t.Errorf("outcome %s counted %v times, want 1", tc.wantOutcome, got)
 			}
 		})

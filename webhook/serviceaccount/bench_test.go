@@ -12,7 +12,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
-	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
 )
@@ -24,7 +23,7 @@ func BenchmarkHandleWarm(b *testing.B) {
 	defer srv.Close()
 	srv.PutRole(goodRole, policyFor(b, "production", "s3-writer"))
 	h := &serviceaccount.Handler{Mode: serviceaccount.Enforce, Timeout: time.Second, IssuerURL: issuer, Defaults: irsa.NewDefaults(),
-		Source: newSource(b, srv), Metrics: admission.NewMetrics(nil), Log: logr.Discard()}
+		Source: newSource(b, srv), Metrics: serviceaccount.NewMetrics(nil), Log: logr.Discard()}
 	req := saRequest(admissionv1.Create, "production", "s3-writer", role(goodRole), nil, true)
 	if r := h.Handle(context.Background(), req); !r.Allowed || len(r.Warnings) > 0 {
 		b.Fatalf("not trusted: %+v", r)
@@ -56,7 +55,7 @@ func BenchmarkManyServiceAccountsFewRoles(b *testing.B) {
 		srv.ResetCalls()
 		srv.SetDelay(200 * time.Millisecond)
 		h := &serviceaccount.Handler{Mode: serviceaccount.Warn, Timeout: 3 * time.Second, IssuerURL: issuer, Defaults: irsa.NewDefaults(),
-			Source: src, Metrics: admission.NewMetrics(nil), Log: logr.Discard()}
+			Source: src, Metrics: serviceaccount.NewMetrics(nil), Log: logr.Discard()}
 		reqs := make(chan int)
 		lat := make([]time.Duration, admissions)
 		var wg sync.WaitGroup

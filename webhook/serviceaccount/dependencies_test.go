@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
-	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
 )
@@ -154,7 +153,7 @@ func TestHandlerReadsTheIssuerWhenKnown(t *testing.T) {
 			return "", errors.New("API server unreachable")
 		}
 	}, nil)
-	m := admission.NewMetrics(nil)
+	m := serviceaccount.NewMetrics(nil)
 	h := &serviceaccount.Handler{Mode: serviceaccount.Enforce, Timeout: time.Second, Issuer: iss.Value,
 		Defaults: irsa.NewDefaults(), Source: newSource(t, srv), Metrics: m, Log: logr.Discard()}
 	req := saRequest(admissionv1.Create, "staging", "s3-writer", role(goodRole), nil, true) // the role trusts production only
@@ -172,7 +171,7 @@ func TestHandlerReadsTheIssuerWhenKnown(t *testing.T) {
 	if resp := h.Handle(context.Background(), req); resp.Allowed {
 		t.Fatalf("after discovery: allowed with %q; want denied", resp.Warnings)
 	}
-	if got := testutil.ToFloat64(m.TrustChecks.WithLabelValues("not_trusted")); got != 1 {
+	if got := testutil.ToFloat64(m.Checks.WithLabelValues("not_trusted")); got != 1 {
 		t.Errorf("not_trusted checks = %v, want 1", got)
 	}
 }

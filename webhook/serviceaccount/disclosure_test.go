@@ -10,7 +10,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
-	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
 )
@@ -48,7 +47,7 @@ func TestHandlerDisclosure(t *testing.T) {
 	check := func(t *testing.T, mode serviceaccount.Mode, arn string) (seen, string) {
 		var log strings.Builder
 		h := &serviceaccount.Handler{Mode: mode, Timeout: 2 * time.Second, IssuerURL: issuer, Defaults: irsa.NewDefaults(), Source: src,
-			Events: &recorder{}, Metrics: admission.NewMetrics(nil),
+			Events: &recorder{}, Metrics: serviceaccount.NewMetrics(nil),
 			Log: funcr.New(func(prefix, args string) { log.WriteString(args + "\n") }, funcr.Options{Verbosity: 1})}
 		resp := h.Handle(context.Background(), saRequest(admissionv1.Create, "team-b", "app", role(arn), nil, false))
 		var s seen
@@ -107,7 +106,7 @@ func TestHandlerDisclosure(t *testing.T) {
 	// else it trusts is the admin's business, so the tenant gets no warning.
 	broadRole := "arn:aws:iam::123456789012:role/Broad"
 	srv.PutRole(broadRole, strings.NewReplacer("system:serviceaccount:team-b:app", "system:serviceaccount:team-b:*", "StringEquals", "StringLike").Replace(policyFor(t, "team-b", "app")))
-	h := &serviceaccount.Handler{Mode: serviceaccount.Warn, Timeout: 2 * time.Second, IssuerURL: issuer, Defaults: irsa.NewDefaults(), Source: src, Metrics: admission.NewMetrics(nil)}
+	h := &serviceaccount.Handler{Mode: serviceaccount.Warn, Timeout: 2 * time.Second, IssuerURL: issuer, Defaults: irsa.NewDefaults(), Source: src, Metrics: serviceaccount.NewMetrics(nil)}
 	if resp := h.Handle(context.Background(), saRequest(admissionv1.Create, "team-b", "app", role(broadRole), nil, false)); !resp.Allowed || len(resp.Warnings) > 0 {
 		t.Errorf("trusted role: allowed %v, warnings %q; want allowed without a warning", resp.Allowed, resp.Warnings)
 	}
@@ -116,7 +115,7 @@ func TestHandlerDisclosure(t *testing.T) {
 	t.Run("detailed warnings", func(t *testing.T) {
 		rec := &recorder{}
 		h := &serviceaccount.Handler{Mode: serviceaccount.Warn, Timeout: 2 * time.Second, IssuerURL: issuer, Defaults: irsa.NewDefaults(), Source: src,
-			Events: rec, Metrics: admission.NewMetrics(nil), DetailedWarnings: true}
+			Events: rec, Metrics: serviceaccount.NewMetrics(nil), DetailedWarnings: true}
 		resp := h.Handle(context.Background(), saRequest(admissionv1.Create, "team-b", "app", role(goodRole), nil, false))
 		want := `sub StringEquals "system:serviceaccount:payments:billing" does not match "system:serviceaccount:team-b:app"`
 		if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], want) || len(rec.events) != 1 || !strings.Contains(rec.events[0].note, want) {

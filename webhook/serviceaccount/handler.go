@@ -2,7 +2,6 @@ package serviceaccount
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
-	"github.com/irsa-webhook/irsa-webhook/webhook/awsiam"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
 )
@@ -68,7 +66,7 @@ type Handler struct {
 	DetailedWarnings bool
 	Source           TrustSource
 	Events           EventSink // nil: no events
-	Metrics          *admission.Metrics
+	Metrics          *Metrics
 	Log              logr.Logger
 }
 
@@ -106,10 +104,7 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 	// direct POST need not.
 	sa.Namespace = req.Namespace
 	v := h.verify(ctx, irsa.Object{Namespace: sa.Namespace, Name: sa.Name, Annotations: sa.Annotations})
-	h.Metrics.TrustChecks.WithLabelValues(VerdictLabel(v.Result)).Inc()
-	if errors.Is(v.Err, awsiam.ErrRateLimited) {
-		h.Metrics.TrustRateLimited.Inc()
-	}
+	h.Metrics.Observe(v)
 	if h.Events != nil && !req.IsDryRun() && v.Result != trustpolicy.Trusted {
 		reason := ReasonUnverified
 		if v.Result == trustpolicy.NotTrusted {

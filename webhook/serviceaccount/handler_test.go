@@ -186,7 +186,7 @@ func TestHandler(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(srv)
 			}
-			m := admission.NewMetrics(nil)
+			m := serviceaccount.NewMetrics(nil)
 			rec := &recorder{}
 			iss := issuer
 			if tc.issuer == "-" {
@@ -227,7 +227,7 @@ func TestHandler(t *testing.T) {
 				if label == tc.wantVerdict {
 					want = 1
 				}
-				if got := testutil.ToFloat64(m.TrustChecks.WithLabelValues(label)); got != want {
+				if got := testutil.ToFloat64(m.Checks.WithLabelValues(label)); got != want {
 					t.Errorf("trust_checks_total{verdict=%q} = %v, want %v", label, got, want)
 				}
 			}
@@ -246,7 +246,7 @@ func TestHandlerCachesIAM(t *testing.T) {
 	src := newSource(t, srv)
 	srv.ResetCalls() // the STS caller-identity call made by newSource
 	h := &serviceaccount.Handler{Mode: serviceaccount.Warn, Timeout: 2 * time.Second, IssuerURL: issuer, Defaults: irsa.NewDefaults(),
-		Source: src, Metrics: admission.NewMetrics(nil), Log: logr.Discard()}
+		Source: src, Metrics: serviceaccount.NewMetrics(nil), Log: logr.Discard()}
 	var wg sync.WaitGroup
 	for i := range 500 {
 		wg.Add(1)
@@ -294,7 +294,7 @@ func TestHandlerUniqueRoleNamesAreRateLimited(t *testing.T) {
 	defer srv.Close()
 	src := newSource(t, srv) // the defaults: awsiam.DefaultRateLimit, awsiam.DefaultRateBurst
 	srv.ResetCalls()         // the STS caller-identity call made by newSource
-	m := admission.NewMetrics(nil)
+	m := serviceaccount.NewMetrics(nil)
 	h := &serviceaccount.Handler{Mode: serviceaccount.Enforce, Timeout: 2 * time.Second, IssuerURL: issuer, Defaults: irsa.NewDefaults(),
 		Source: src, Metrics: m, Log: logr.Discard()}
 	var limitedWarnings atomic.Int64
@@ -323,7 +323,7 @@ func TestHandlerUniqueRoleNamesAreRateLimited(t *testing.T) {
 		t.Errorf("%d GetRole calls, want at most burst + rate × duration = %d", calls, bound)
 	}
 	limited := int(limitedWarnings.Load())
-	if got := testutil.ToFloat64(m.TrustRateLimited); int(got) != limited || limited < admissions-bound {
+	if got := testutil.ToFloat64(m.RateLimited); int(got) != limited || limited < admissions-bound {
 		t.Errorf("rate-limited metric %v, rate-limited warnings %d, want equal and at least %d (admissions past the bound)", got, limited, admissions-bound)
 	}
 }

@@ -16,8 +16,8 @@ import (
 // ServiceAccount names no role (nothing to check). The settings' warnings (annotations
 // ignored or adjusted) are appended to the verdict's reasons.
 func CheckServiceAccount(ctx context.Context, src TrustSource, issuerURL string, sa irsa.Object, d irsa.Defaults) (v Verdict, hasRole bool) {
-	s, outcome, warnings := irsa.ForServiceAccount(sa, d)
-	switch outcome {
+	s, decision, warnings := irsa.ForServiceAccount(sa, d)
+	switch decision {
 	case irsa.NoRole:
 		return Verdict{}, false
 	case irsa.InvalidAnnotation:

@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 
-	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
 	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
@@ -64,28 +63,28 @@ func TestTrustCheckEvaluatesWhatPodsGet(t *testing.T) {
 			d := irsa.NewDefaults()
 			d.AllowedRoleAccounts = tc.allowed
 			sa := irsa.Object{Namespace: ns, Name: name, Annotations: tc.ann}
-			cfg, outcome, _ := irsa.ConfigFor(sa, irsa.Object{Namespace: ns, Name: "p"}, d)
+			cfg, decision, _ := irsa.ConfigFor(sa, irsa.Object{Namespace: ns, Name: "p"}, d)
 
 			src := &oneRoleSource{policy: "{}"}
-			if outcome == irsa.Mutated {
+			if decision == irsa.Inject {
 				doc, err := trustpolicy.Minimal(trustpolicy.Request{RoleARN: cfg.RoleARN, IssuerURL: issuer, Namespace: ns, ServiceAccount: name, Audience: cfg.Audience})
 				if err != nil {
 					t.Fatal(err)
 				}
 				src.policy = doc
 			}
-			m := admission.NewMetrics(nil)
+			m := serviceaccount.NewMetrics(nil)
 			h := &serviceaccount.Handler{Mode: serviceaccount.Enforce, Timeout: time.Second, IssuerURL: issuer, Defaults: d,
 				Source: src, Metrics: m, Log: logr.Discard()}
 			resp := h.Handle(context.Background(), saRequest(admissionv1.Create, ns, name, tc.ann, nil, false))
 
 			v, hasRole := serviceaccount.CheckServiceAccount(context.Background(), src, issuer, sa, d)
-			switch outcome {
-			case irsa.Mutated: // pods get cfg.RoleARN with cfg.Audience: that is what must be checked
+			switch decision {
+			case irsa.Inject: // pods get cfg.RoleARN with cfg.Audience: that is what must be checked
 				if !resp.Allowed {
 					t.Errorf("denied, though the policy trusts the role and audience pods get (%q, %q): %+v", cfg.RoleARN, cfg.Audience, resp.Result)
 				}
-				if got := testutil.ToFloat64(m.TrustChecks.WithLabelValues("trusted")); got != 1 {
+				if got := testutil.ToFloat64(m.Checks.WithLabelValues("trusted")); got != 1 {
 					t.Errorf("trusted checks = %v, want 1", got)
 				}
 				if v.RoleARN != cfg.RoleARN || v.Audience != cfg.Audience || v.Result != trustpolicy.Trusted {
@@ -109,7 +108,7 @@ func TestTrustCheckEvaluatesWhatPodsGet(t *testing.T) {
 					t.Errorf("a ServiceAccount without a role: allowed %v warnings %q hasRole %v asked %q", resp.Allowed, resp.Warnings, hasRole, src.asked)
 				}
 			default:
-				t.Fatalf("unexpected pod outcome %s", outcome)
+				t.Fatalf("unexpected pod decision %s", decision)
 			}
 		})
 	}
