@@ -251,11 +251,15 @@ func (g gatherer) gatherAWS(ctx context.Context, f *doctor.Facts, s irsa.Setting
 
 // findProvider looks up the IAM OIDC provider of the issuer among the caller account's.
 func findProvider(ctx context.Context, client *iam.Client, f *doctor.Facts) error {
+	path, err := trustpolicy.IssuerPath(f.Issuer)
+	if err != nil {
+		return fmt.Errorf("find the OIDC provider of the cluster's issuer: %w", err)
+	}
+	want := ":oidc-provider/" + path
 	list, err := client.ListOpenIDConnectProviders(ctx, &iam.ListOpenIDConnectProvidersInput{})
 	if err != nil {
 		return fmt.Errorf("list OIDC providers: %w", err)
 	}
-	want := ":oidc-provider/" + strings.TrimRight(strings.TrimPrefix(f.Issuer, "https://"), "/")
 	for _, p := range list.OpenIDConnectProviderList {
 		arn := aws.ToString(p.Arn)
 		if !strings.HasSuffix(arn, want) {

@@ -18,6 +18,7 @@ import (
 	"github.com/irsa-webhook/irsa-webhook/webhook/awsiam"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
+	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
 )
 
 // trustOptions configure the trust check, for serve and the trust commands.
@@ -83,7 +84,7 @@ func (t *trustOptions) validate() []error {
 		errs = append(errs, fmt.Errorf("--trust-check-timeout %s must be within (0, 25s]", t.timeout))
 	}
 	if t.issuerURL != "" {
-		if err := serviceaccount.ValidIssuer(t.issuerURL); err != nil {
+		if _, err := trustpolicy.IssuerPath(t.issuerURL); err != nil {
 			errs = append(errs, fmt.Errorf("--oidc-issuer-url: %w", err))
 		}
 	}

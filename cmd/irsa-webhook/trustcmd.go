@@ -67,7 +67,7 @@ func (r *requestFlags) validate() []error {
 	if _, err := irsa.ParseRoleARN(r.RoleARN); err != nil {
 		errs = append(errs, fmt.Errorf("--role-arn: %w", err))
 	}
-	if err := serviceaccount.ValidIssuer(r.IssuerURL); err != nil {
+	if _, err := trustpolicy.IssuerPath(r.IssuerURL); err != nil {
 		errs = append(errs, fmt.Errorf("--issuer: %w", err))
 	}
 	if r.Namespace == "" || r.ServiceAccount == "" {

@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
 )
 
 // DiscoverIssuer reads this cluster's service-account issuer from the API server's OIDC
@@ -22,21 +23,8 @@ func DiscoverIssuer(ctx context.Context, c rest.Interface) (string, error) {
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return "", fmt.Errorf("decode /.well-known/openid-configuration: %w", err)
 	}
-	if err := ValidIssuer(doc.Issuer); err != nil {
+	if _, err := trustpolicy.IssuerPath(doc.Issuer); err != nil {
 		return "", fmt.Errorf("issuer in /.well-known/openid-configuration: %w", err)
 	}
 	return doc.Issuer, nil
-}
-
-// ValidIssuer checks an issuer URL the way IAM does for OIDC providers: https, a host, no
-// query or fragment.
-func ValidIssuer(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("issuer %q is not a URL: %w", s, err)
-	}
-	if u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("issuer %q must be an https URL with a host and no query, fragment or user", s)
-	}
-	return nil
 }

@@ -119,14 +119,3 @@ func (v Verdict) Claims() []Claim {
 	}
 	return nil
 }
-
-// Provider is the ARN of the IAM OIDC provider STS uses for the request,
-// arn:<role partition>:iam::<role account>:oidc-provider/<issuer host/path>, or "" when
-// the role ARN or the issuer is not valid.
-func (r Request) Provider() string {
-	c, problems := newRequestContext(r)
-	if len(problems) > 0 {
-		return ""
-	}
-	return c.provider()
-}

@@ -3,6 +3,7 @@ package trustpolicy
 import (
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -123,7 +124,7 @@ func TestParseURLEncoded(t *testing.T) {
 					values = append(values, c.Values...)
 				}
 			}
-			if !contains(values, tc.wantValue) {
+			if !slices.Contains(values, tc.wantValue) {
 				t.Errorf("sub values %q do not contain %q", values, tc.wantValue)
 			}
 			checkVerdict(t, Evaluate(p, testRequest()), Trusted, nil)
