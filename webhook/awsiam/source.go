@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,8 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/util/cache"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
 )
 
 // Defaults for Options.
@@ -48,7 +49,9 @@ const (
 )
 
 // maxEntries bounds the cache: ServiceAccounts can name arbitrary ARNs, and every distinct
-// one leaves an entry. Past the bound, expired entries are dropped first, then random ones.
+// one leaves an entry. Past the bound the least recently used entry is dropped. Only roles
+// that exist in the webhook's account hold a document and its parsed policy (a few KB);
+// the account's role quota bounds those far below maxEntries.
 const maxEntries = 10000
 
 // Client is the part of *iam.Client the Source uses.
@@ -87,14 +90,26 @@ type Source struct {
 	slots        chan struct{} // semaphore bounding concurrent GetRole calls
 	limiter      *rate.Limiter // token bucket bounding the rate of GetRole calls
 	flights      singleflight.Group
+	// cache holds an *entry by canonical role ARN. apimachinery's LRU gives the bound, the
+	// eviction order and a TTL per entry (positive, negative and transient answers live
+	// for different times); what it lacks, one call per role at a time, is the
+	// singleflight group above.
+	cache *cache.LRUExpireCache
+}
 
-	mu    sync.RWMutex
-	cache map[string]entry // by canonical role ARN
+// Policy is a role's trust policy as a Source holds it: the document, and the document
+// parsed once, when it was fetched, so that a check reuses it instead of parsing it again.
+type Policy struct {
+	Document string              // plain JSON, decoded from IAM's URL encoding once
+	Parsed   *trustpolicy.Policy // nil when the document does not parse (ParseErr)
+	ParseErr error
 }
 
 type entry struct {
-	doc     string
-	err     *Error // nil on success
+	policy Policy
+	err    *Error // nil on success
+	// expires is checked on every lookup: LRUExpireCache keeps an entry through its expiry
+	// instant, and an answer is reused for strictly less than its TTL.
 	expires time.Time
 }
 
@@ -129,13 +144,13 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		negativeTTL: orDefault(o.NegativeTTL, DefaultNegativeTTL),
 		callTimeout: orDefault(o.CallTimeout, DefaultCallTimeout),
 		now:         o.Now,
-		cache:       map[string]entry{},
 	}
 	s.accountID.Store(&o.AccountID)
 	s.transientTTL = min(s.negativeTTL, MaxTransientErrorTTL)
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.cache = cache.NewLRUExpireCacheWithClock(maxEntries, clockFunc(s.now))
 	n := o.MaxConcurrency
 	if n == 0 {
 		n = DefaultMaxConcurrency
@@ -151,6 +166,11 @@ func New(ctx context.Context, o Options) (*Source, error) {
 	s.limiter = rate.NewLimiter(rate.Limit(limit), burst)
 	return s, nil
 }
+
+// clockFunc adapts Options.Now to the cache's clock.
+type clockFunc func() time.Time
+
+func (f clockFunc) Now() time.Time { return f() }
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d == 0 {
@@ -168,44 +188,52 @@ func orDefault(d, def time.Duration) time.Duration {
 // deadline (CallTimeout), detached from ctx, so its answer is cached even if every caller
 // gave up; a caller whose ctx ends first returns at once with ErrUnavailable.
 func (s *Source) TrustPolicy(ctx context.Context, roleARN string) (string, error) {
+	p, err := s.ParsedTrustPolicy(ctx, roleARN)
+	return p.Document, err
+}
+
+// ParsedTrustPolicy is TrustPolicy with the document's parse, done once per fetch and
+// cached with it. A document that does not parse is not an error of the lookup: it comes
+// back with ParseErr set.
+func (s *Source) ParsedTrustPolicy(ctx context.Context, roleARN string) (Policy, error) {
 	// Only parsed ARNs are ever stored, and a valid ARN is its own canonical form, so the
 	// hot path looks up before parsing.
-	if doc, e, ok := s.lookup(roleARN); ok {
-		return result(doc, e)
+	if p, e, ok := s.lookup(roleARN); ok {
+		return result(p, e)
 	}
 	a, err := irsa.ParseRoleARN(roleARN)
 	if err != nil {
-		return "", &Error{RoleARN: roleARN, Class: ErrInvalidARN, Err: err}
+		return Policy{}, &Error{RoleARN: roleARN, Class: ErrInvalidARN, Err: err}
 	}
 	key := a.String()
 	if account := *s.accountID.Load(); account != "" && a.AccountID != account {
-		return "", &Error{RoleARN: key, Class: ErrOtherAccount,
+		return Policy{}, &Error{RoleARN: key, Class: ErrOtherAccount,
 			Detail: fmt.Sprintf("the role is in account %s and the webhook's credentials can read roles of account %s only", a.AccountID, account)}
 	}
 	ch := s.flights.DoChan(key, func() (any, error) {
-		doc, e := s.fetch(ctx, a)
+		p, e := s.fetch(ctx, a)
 		if e != nil {
-			return "", e
+			return Policy{}, e
 		}
-		return doc, nil
+		return p, nil
 	})
 	select {
 	case r := <-ch:
 		if r.Err != nil {
-			return "", r.Err
+			return Policy{}, r.Err
 		}
-		return r.Val.(string), nil
+		return r.Val.(Policy), nil
 	case <-ctx.Done():
-		return "", &Error{RoleARN: key, Class: ErrUnavailable, Detail: "gave up waiting for IAM", Err: ctx.Err()}
+		return Policy{}, &Error{RoleARN: key, Class: ErrUnavailable, Detail: "gave up waiting for IAM", Err: ctx.Err()}
 	}
 }
 
 // result converts a cached outcome, avoiding a typed-nil error.
-func result(doc string, e *Error) (string, error) {
+func result(p Policy, e *Error) (Policy, error) {
 	if e != nil {
-		return "", e
+		return Policy{}, e
 	}
-	return doc, nil
+	return p, nil
 }
 
 // SetAccountID sets the account of the Client's credentials once it is known (the webhook
@@ -213,40 +241,42 @@ func result(doc string, e *Error) (string, error) {
 // was not, so that a missing role is reported as such at once.
 func (s *Source) SetAccountID(id string) {
 	s.accountID.Store(&id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, e := range s.cache {
-		if e.err != nil && errors.Is(e.err.Class, ErrOtherAccount) {
-			delete(s.cache, k)
+	for _, k := range s.cache.Keys() {
+		if v, ok := s.cache.Get(k); ok {
+			if e := v.(*entry); e.err != nil && errors.Is(e.err.Class, ErrOtherAccount) {
+				s.cache.Remove(k)
+			}
 		}
 	}
 }
 
 // lookup returns the cached outcome for key if it has not expired.
-func (s *Source) lookup(key string) (string, *Error, bool) {
-	s.mu.RLock()
-	e, ok := s.cache[key]
-	s.mu.RUnlock()
-	if !ok || !s.now().Before(e.expires) {
-		return "", nil, false
+func (s *Source) lookup(key string) (Policy, *Error, bool) {
+	v, ok := s.cache.Get(key)
+	if !ok {
+		return Policy{}, nil, false
 	}
-	return e.doc, e.err, true
+	e := v.(*entry)
+	if !s.now().Before(e.expires) {
+		return Policy{}, nil, false
+	}
+	return e.policy, e.err, true
 }
 
 // fetch runs inside a singleflight flight: one per role at a time.
-func (s *Source) fetch(callerCtx context.Context, a irsa.RoleARN) (string, *Error) {
+func (s *Source) fetch(callerCtx context.Context, a irsa.RoleARN) (Policy, *Error) {
 	key := a.String()
 	// A flight that just finished stored its outcome before leaving the group; a caller
 	// that missed the cache a moment before must not call IAM again.
-	if doc, e, ok := s.lookup(key); ok {
-		return doc, e
+	if p, e, ok := s.lookup(key); ok {
+		return p, e
 	}
 	// Waiting for a slot and the call each get CallTimeout: a busy local queue must not
 	// eat the call's time and then be cached as an IAM timeout. Callers do not wait
 	// longer than their own ctx either way.
 	detached := context.WithoutCancel(callerCtx)
 	if e := s.take(detached, key); e != nil {
-		return "", e // a local limit, not an IAM answer: not cached
+		return Policy{}, e // a local limit, not an IAM answer: not cached
 	}
 	wait := time.NewTimer(s.callTimeout)
 	defer wait.Stop()
@@ -254,15 +284,20 @@ func (s *Source) fetch(callerCtx context.Context, a irsa.RoleARN) (string, *Erro
 	case s.slots <- struct{}{}:
 	case <-wait.C:
 		// A local queue, not an IAM answer: not cached.
-		return "", &Error{RoleARN: key, Class: ErrUnavailable,
+		return Policy{}, &Error{RoleARN: key, Class: ErrUnavailable,
 			Detail: fmt.Sprintf("all %d IAM call slots stayed busy for %s", cap(s.slots), s.callTimeout)}
 	}
 	ctx, cancel := context.WithTimeout(detached, s.callTimeout)
 	doc, e := s.getRole(ctx, a)
 	cancel()
 	<-s.slots
-	s.store(key, doc, e)
-	return doc, e
+	var p Policy
+	if e == nil {
+		p.Document = doc
+		p.Parsed, p.ParseErr = trustpolicy.Parse(doc)
+	}
+	s.store(key, p, e)
+	return p, e
 }
 
 // take waits for a token of the rate limiter, at most MaxRateWait; past that the lookup
@@ -330,7 +365,7 @@ func sameRole(got string, want irsa.RoleARN) bool {
 
 // store caches an outcome: successes for TTL, not found / access denied for NegativeTTL,
 // throttled / unavailable for min(NegativeTTL, MaxTransientErrorTTL).
-func (s *Source) store(key, doc string, e *Error) {
+func (s *Source) store(key string, p Policy, e *Error) {
 	ttl := s.ttl
 	if e != nil {
 		ttl = s.negativeTTL
@@ -338,29 +373,7 @@ func (s *Source) store(key, doc string, e *Error) {
 			ttl = s.transientTTL
 		}
 	}
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.cache[key]; !ok && len(s.cache) >= maxEntries {
-		s.evictLocked(now)
-	}
-	s.cache[key] = entry{doc: doc, err: e, expires: now.Add(ttl)}
-}
-
-// evictLocked drops expired entries, then, if still full, arbitrary ones (map order is
-// random) down to 90% of maxEntries.
-func (s *Source) evictLocked(now time.Time) {
-	for k, e := range s.cache {
-		if !now.Before(e.expires) {
-			delete(s.cache, k)
-		}
-	}
-	for k := range s.cache {
-		if len(s.cache) < maxEntries*9/10 {
-			break
-		}
-		delete(s.cache, k)
-	}
+	s.cache.Add(key, &entry{policy: p, err: e, expires: s.now().Add(ttl)}, ttl)
 }
 
 // TrustSource is what the ServiceAccount trust check needs; *Source and *DirSource

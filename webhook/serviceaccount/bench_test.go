@@ -2,6 +2,7 @@ package serviceaccount_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -14,7 +15,70 @@ import (
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
+	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
 )
+
+// BenchmarkVerifyWarm is one trust check whose role's policy is in the IAM source's cache:
+// the minimal policy, and a policy trusting ten clusters (nine others, then this one), as
+// a role shared by a fleet has. The parse is cached with the document, so a check costs
+// the evaluation only.
+//
+//	go test ./webhook/serviceaccount/ -run '^$' -bench VerifyWarm -benchmem -count 10
+func BenchmarkVerifyWarm(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		doc  string
+	}{
+		{"minimal", policyFor(b, "production", "s3-writer")},
+		{"ten clusters", fleetPolicy(b, 9)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			srv := iamserver.New()
+			defer srv.Close()
+			srv.PutRole(goodRole, tc.doc)
+			src := newSource(b, srv)
+			r := trustpolicy.Request{RoleARN: goodRole, IssuerURL: issuer, Namespace: "production", ServiceAccount: "s3-writer", Audience: "sts.amazonaws.com"}
+			if v := serviceaccount.Verify(context.Background(), src, r); v.Result != trustpolicy.Trusted {
+				b.Fatalf("not trusted: %s", v.Summary())
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				serviceaccount.Verify(context.Background(), src, r)
+			}
+		})
+	}
+}
+
+// fleetPolicy is the minimal policy for production/s3-writer after one statement of the same
+// shape for each of n other clusters.
+func fleetPolicy(b *testing.B, n int) string {
+	var doc struct {
+		Version   string
+		Statement []json.RawMessage
+	}
+	if err := json.Unmarshal([]byte(policyFor(b, "production", "s3-writer")), &doc); err != nil {
+		b.Fatal(err)
+	}
+	var others []json.RawMessage
+	for i := range n {
+		other, err := trustpolicy.Minimal(trustpolicy.Request{RoleARN: goodRole, IssuerURL: fmt.Sprintf("https://oidc.eks.eu-west-1.amazonaws.com/id/CLUSTER%02d", i),
+			Namespace: fmt.Sprintf("team-%d", i), ServiceAccount: "s3-writer", Audience: "sts.amazonaws.com"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var d struct{ Statement []json.RawMessage }
+		if err := json.Unmarshal([]byte(other), &d); err != nil {
+			b.Fatal(err)
+		}
+		others = append(others, d.Statement...)
+	}
+	doc.Statement = append(others, doc.Statement...)
+	out, err := json.Marshal(doc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return string(out)
+}
 
 // BenchmarkHandleWarm is one ServiceAccount admission whose role's policy is cached: the
 // trust check's hot path (parse the cached policy, evaluate). It reports the p99 too.

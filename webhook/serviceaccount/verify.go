@@ -21,6 +21,29 @@ type TrustSource interface {
 	TrustPolicy(ctx context.Context, roleARN string) (string, error)
 }
 
+// ParsedTrustSource is a TrustSource that keeps each document parsed beside it
+// (*awsiam.Source): Verify then evaluates the cached parse instead of parsing the
+// document on every check.
+type ParsedTrustSource interface {
+	TrustSource
+	ParsedTrustPolicy(ctx context.Context, roleARN string) (awsiam.Policy, error)
+}
+
+// trustPolicy fetches the role's policy and its parse from src, parsing it here when src
+// does not keep it parsed.
+func trustPolicy(ctx context.Context, src TrustSource, roleARN string) (awsiam.Policy, error) {
+	if ps, ok := src.(ParsedTrustSource); ok {
+		return ps.ParsedTrustPolicy(ctx, roleARN)
+	}
+	doc, err := src.TrustPolicy(ctx, roleARN)
+	if err != nil {
+		return awsiam.Policy{}, err
+	}
+	p := awsiam.Policy{Document: doc}
+	p.Parsed, p.ParseErr = trustpolicy.Parse(doc)
+	return p, nil
+}
+
 // Verdict is the outcome of one check, in two tellings: Reasons for whoever may read the
 // role's trust policy (the admin's `irsa-webhook trust check`, the webhook's debug log),
 // and Claims and Cause for the requester (TenantSummary), which say nothing of the policy.
@@ -53,7 +76,7 @@ func Verify(ctx context.Context, src TrustSource, r trustpolicy.Request) Verdict
 		v.Cause = "the cluster's OIDC issuer is not known yet"
 		return v
 	}
-	doc, err := src.TrustPolicy(ctx, r.RoleARN)
+	policy, err := trustPolicy(ctx, src, r.RoleARN)
 	switch {
 	case errors.Is(err, awsiam.ErrNotFound):
 		// Whether a role exists is not the requester's to know (any tenant could otherwise
@@ -67,14 +90,13 @@ func Verify(ctx context.Context, src TrustSource, r trustpolicy.Request) Verdict
 		v.Result, v.Reasons, v.Err, v.Cause = trustpolicy.Undetermined, []string{err.Error()}, err, sourceFailure(err)
 		return v
 	}
-	v.Policy = doc
-	p, err := trustpolicy.Parse(doc)
-	if err != nil {
-		v.Result, v.Reasons = trustpolicy.Undetermined, []string{"cannot parse the trust policy of " + r.RoleARN + ": " + err.Error()}
+	v.Policy = policy.Document
+	if policy.ParseErr != nil {
+		v.Result, v.Reasons = trustpolicy.Undetermined, []string{"cannot parse the trust policy of " + r.RoleARN + ": " + policy.ParseErr.Error()}
 		v.Cause = "the role's trust policy cannot be read by the checker"
 		return v
 	}
-	tv := trustpolicy.Evaluate(p, r)
+	tv := trustpolicy.Evaluate(policy.Parsed, r)
 	v.Result, v.Claims = tv.Result, tv.Claims()
 	for _, sev := range []trustpolicy.Severity{trustpolicy.Error, trustpolicy.Warning} {
 		for _, f := range tv.Findings {
