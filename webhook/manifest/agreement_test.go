@@ -125,7 +125,7 @@ func webhookResult(t *testing.T, sa irsa.Object, object []byte) []byte {
 		t.Fatalf("decode review: %v", err)
 	}
 	h := &pod.Handler{Defaults: irsa.NewDefaults(), ServiceAccounts: oneServiceAccount{sa},
-		Metrics: admission.NewMetrics(prometheus.NewRegistry()), Log: logr.Discard()}
+		Metrics: pod.NewMetrics(prometheus.NewRegistry()), Log: logr.Discard()}
 	resp := h.Handle(context.Background(), rv.Request)
 	if !resp.Allowed {
 		t.Fatalf("the webhook denied the pod: %v", resp.Result)
