@@ -5,26 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
+	"github.com/irsa-webhook/irsa-webhook/test/podcreds"
 	"github.com/irsa-webhook/irsa-webhook/webhook/doctor"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 )
@@ -34,50 +27,15 @@ const doctorTimeout = time.Minute
 
 // startIAM runs the local IAM and STS endpoint in this process with the walkthrough's step 1
 // and 3 done: the role S3WriterRole with its trust policy, and the cluster's issuer registered
-// (CreateOpenIDConnectProvider, client ID sts.amazonaws.com). STS fetches the issuer's
-// discovery document and keys from the kube-apiserver, anonymously as AWS does, so the
-// issuer-discovery ClusterRole is bound to unauthenticated clients, as a public issuer needs.
+// (CreateOpenIDConnectProvider, client ID sts.amazonaws.com), its keys fetched from the
+// kube-apiserver (podcreds.PublishIssuer).
 func (d *demo) startIAM(ctx context.Context, roleARN, trustPolicy string) error {
 	d.iam = iamserver.New()
 	d.iam.PutRole(roleARN, trustPolicy)
 	if err := d.registerIssuer(ctx); err != nil {
 		return err
 	}
-	if _, err := d.cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "localrun-public-oidc-discovery"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "system:service-account-issuer-discovery"},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "Group", Name: "system:unauthenticated"}},
-	}, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("make the issuer's discovery document public: %w", err)
-	}
-	ep, err := iamserver.APIServerEndpoint(d.cp.Host(), d.cp.CACertPEM())
-	if err != nil {
-		return err
-	}
-	d.iam.SetIssuerEndpoint(issuer, ep)
-	// The apiserver's authorizer sees the new binding through an informer: poll until an
-	// anonymous client gets the discovery document.
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep.DiscoveryURL, nil)
-		if err != nil {
-			return fmt.Errorf("get %s: %w", ep.DiscoveryURL, err)
-		}
-		resp, err := ep.Client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = errors.New(resp.Status)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("anonymous GET %s: %w", ep.DiscoveryURL, err)
-		case <-time.After(pollEvery):
-		}
-	}
+	return podcreds.PublishIssuer(ctx, d.cs, d.iam, issuer, d.cp.Host(), d.cp.CACertPEM())
 }
 
 // registerIssuer is the walkthrough's step 1, `aws iam create-open-id-connect-provider`,
@@ -95,81 +53,10 @@ func (d *demo) registerIssuer(ctx context.Context) error {
 	return nil
 }
 
-// callerIdentity is the walkthrough's `aws sts get-caller-identity` in the pod: it writes the
-// token the kubelet would project for pod (a TokenRequest with the webhook's volume's audience
-// and lifetime, bound to the pod) under root, then runs aws-sdk-go-v2's default credential
-// chain with exactly the variables of the pod's first container, but for two: the token path,
-// re-rooted under root, and AWS_ENDPOINT_URL_STS, the local STS. Nothing else reaches the SDK:
-// every AWS_* variable of this process is unset meanwhile, and no shared config file, no
-// instance metadata is read.
+// callerIdentity is the walkthrough's `aws sts get-caller-identity` in the pod, against the
+// local STS (podcreds.CallerIdentity).
 func (d *demo) callerIdentity(ctx context.Context, pod *corev1.Pod, root string) (*sts.GetCallerIdentityOutput, error) {
-	env := map[string]string{}
-	if len(pod.Spec.Containers) > 0 {
-		for _, e := range pod.Spec.Containers[0].Env {
-			if e.ValueFrom == nil {
-				env[e.Name] = e.Value
-			}
-		}
-	}
-	if path, ok := env["AWS_WEB_IDENTITY_TOKEN_FILE"]; ok {
-		src := tokenSource(pod)
-		if src == nil {
-			return nil, fmt.Errorf("pod %s/%s has %s but no token volume", pod.Namespace, pod.Name, "AWS_WEB_IDENTITY_TOKEN_FILE")
-		}
-		tr, err := d.cs.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, pod.Spec.ServiceAccountName, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-			Audiences:         []string{src.Audience},
-			ExpirationSeconds: src.ExpirationSeconds,
-			BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
-		}}, metav1.CreateOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("request the token of pod %s/%s: %w", pod.Namespace, pod.Name, err)
-		}
-		file := filepath.Join(root, pod.Namespace, pod.Name, path)
-		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-			return nil, fmt.Errorf("create the token's directory: %w", err)
-		}
-		if err := os.WriteFile(file, []byte(tr.Status.Token), 0o600); err != nil {
-			return nil, fmt.Errorf("write the pod's token: %w", err)
-		}
-		env["AWS_WEB_IDENTITY_TOKEN_FILE"] = file
-	}
-	env["AWS_ENDPOINT_URL_STS"] = d.iam.URL()
-
-	restore := onlyAWSEnv(env)
-	defer restore()
-	cfg, err := config.LoadDefaultConfig(ctx,
-		config.WithSharedConfigFiles([]string{}), config.WithSharedCredentialsFiles([]string{}),
-		config.WithEC2IMDSClientEnableState(imds.ClientDisabled),
-		config.WithRetryMaxAttempts(1), // the SDK retries InvalidIdentityToken; one answer is enough here
-	)
-	if err != nil {
-		return nil, fmt.Errorf("load the SDK's default configuration: %w", err)
-	}
-	return sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-}
-
-// onlyAWSEnv unsets every AWS_* variable of this process and sets env; restore puts the
-// process's environment back. The SDK reads its environment with os.Getenv and offers no
-// other source, hence this.
-func onlyAWSEnv(env map[string]string) (restore func()) {
-	saved := map[string]string{}
-	for _, kv := range os.Environ() {
-		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
-			saved[k] = v
-			_ = os.Unsetenv(k)
-		}
-	}
-	for k, v := range env {
-		_ = os.Setenv(k, v)
-	}
-	return func() {
-		for k := range env {
-			_ = os.Unsetenv(k)
-		}
-		for k, v := range saved {
-			_ = os.Setenv(k, v)
-		}
-	}
+	return podcreds.CallerIdentity(ctx, d.cs, pod, root, d.iam.URL())
 }
 
 // printIdentity prints GetCallerIdentity's answer as `aws sts get-caller-identity` does.
@@ -180,15 +67,6 @@ func printIdentity(out *strings.Builder, id *sts.GetCallerIdentityOutput) {
 		Arn     string `json:"Arn"`
 	}{aws.ToString(id.UserId), aws.ToString(id.Account), aws.ToString(id.Arn)}, "    ", "    ")
 	fmt.Fprintf(out, "    %s\n", b)
-}
-
-// errorCode is the AWS error code of err, or "" when the SDK got no answer from AWS.
-func errorCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
 }
 
 // runDoctor runs `irsa-webhook doctor pod NAME -n NS` as an admin would, with the demo's

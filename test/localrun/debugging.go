@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
+	"github.com/irsa-webhook/irsa-webhook/test/podcreds"
 	"github.com/irsa-webhook/irsa-webhook/webhook/doctor"
 )
 
@@ -118,11 +118,7 @@ func (d *demo) reportExchanges(r *applied, step6 exchange, failures []exchange) 
 	fmt.Fprintf(&b, "\nDebugging, live: the same call from other pods, each with `irsa-webhook doctor pod NAME -n NS`'s verdict\n")
 	for _, x := range failures {
 		fmt.Fprintf(&b, "\n  %s: %s\n", x.title, x.cause)
-		code, msg := errorCode(x.err), ""
-		var ae interface{ ErrorMessage() string }
-		if errors.As(x.err, &ae) {
-			msg = ae.ErrorMessage()
-		}
+		code, msg := podcreds.ErrorCode(x.err), podcreds.ErrorMessage(x.err)
 		if code != "" {
 			fmt.Fprintf(&b, "    SDK: %s from sts:AssumeRoleWithWebIdentity: %s\n", code, msg)
 		} else {

@@ -29,7 +29,6 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -38,6 +37,7 @@ import (
 	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
 	"github.com/irsa-webhook/irsa-webhook/test/jwtclaims"
+	"github.com/irsa-webhook/irsa-webhook/test/podcreds"
 	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/manifest"
@@ -296,20 +296,15 @@ func (d *demo) apply(ctx context.Context) (*applied, error) {
 		return nil, fmt.Errorf("create pod from deployment %s: %w", deploy.Name, err)
 	}
 	r.warnings = d.warn.Take("")
-	src := tokenSource(r.pod)
-	if src == nil {
+	if podcreds.TokenSource(r.pod) == nil {
 		return nil, fmt.Errorf("pod %s/%s has no %s volume: the webhook did not mutate it (log: %s)", r.pod.Namespace, r.pod.Name, irsa.VolumeName, d.webhook.LogPath())
 	}
-	// The kubelet asks for this token: the volume's audience and lifetime, bound to the pod.
-	tr, err := d.cs.CoreV1().ServiceAccounts(r.pod.Namespace).CreateToken(ctx, r.pod.Spec.ServiceAccountName, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-		Audiences:         []string{src.Audience},
-		ExpirationSeconds: src.ExpirationSeconds,
-		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: r.pod.Name, UID: r.pod.UID},
-	}}, metav1.CreateOptions{})
+	// The token the kubelet asks for: the volume's audience and lifetime, bound to the pod.
+	token, err := podcreds.Token(ctx, d.cs, r.pod)
 	if err != nil {
-		return nil, fmt.Errorf("request the pod's token: %w", err)
+		return nil, err
 	}
-	if r.claims, err = jwtclaims.Decode(tr.Status.Token); err != nil {
+	if r.claims, err = jwtclaims.Decode(token); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -322,7 +317,7 @@ func (d *demo) waitUntilCalled(ctx context.Context, pod *corev1.Pod) error {
 	defer cancel()
 	for {
 		p, err := d.cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if err == nil && tokenSource(p) != nil {
+		if err == nil && podcreds.TokenSource(p) != nil {
 			return nil
 		}
 		if err == nil {
@@ -357,20 +352,6 @@ func (d *demo) waitUntilChecked(ctx context.Context, sa *corev1.ServiceAccount) 
 		case <-time.After(pollEvery):
 		}
 	}
-}
-
-// tokenSource is the webhook's projected token, or nil.
-func tokenSource(p *corev1.Pod) *corev1.ServiceAccountTokenProjection {
-	for _, v := range p.Spec.Volumes {
-		if v.Name == irsa.VolumeName && v.Projected != nil {
-			for _, s := range v.Projected.Sources {
-				if s.ServiceAccountToken != nil {
-					return s.ServiceAccountToken
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // report prints the walkthrough's steps 4 to 6 as this cluster shows them.
@@ -418,7 +399,7 @@ func (d *demo) report(r *applied) {
 		}
 	}
 
-	src := tokenSource(p)
+	src := podcreds.TokenSource(p)
 	fmt.Fprintf(out, "\n  Volume and mount\n")
 	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
 	fmt.Fprintf(tw, "    volume\t%s\tprojected serviceAccountToken: audience %s, expirationSeconds %d, path %s\n", irsa.VolumeName, src.Audience, *src.ExpirationSeconds, src.Path)
