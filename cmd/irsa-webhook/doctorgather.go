@@ -203,7 +203,7 @@ func (g gatherer) gatherAWS(ctx context.Context, f *doctor.Facts, s irsa.Setting
 	err := g.call(ctx, func(c context.Context) (err error) { cfg, err = awsiam.LoadConfig(c, ""); return err })
 	if err != nil {
 		f.CallerErr, f.ProviderErr = err, err
-		v := serviceaccount.Verdict{Result: trustpolicy.Undetermined, RoleARN: s.RoleARN, Reasons: []string{err.Error()}}
+		v := serviceaccount.Verdict{Result: trustpolicy.Undetermined, RoleARN: s.RoleARN, Reasons: []string{err.Error()}, Cause: err.Error()}
 		f.Trust = &v
 		if g.opts.action != "" {
 			f.Simulation = &doctor.Simulation{Action: g.opts.action, Resource: g.opts.resource, Err: err}

@@ -328,6 +328,8 @@ func printVerdicts(w io.Writer, output string, rows []auditRow, single bool) err
 	return printStalePods(w, rows)
 }
 
+// firstLine is the verdict and the claims it rests on, in the words of the tenant's warning;
+// the reasons follow it, one a line.
 func firstLine(v serviceaccount.Verdict) string {
-	return (serviceaccount.Verdict{Result: v.Result, RoleARN: v.RoleARN, Subject: v.Subject, Audience: v.Audience}).Summary()
+	return (serviceaccount.Verdict{Result: v.Result, RoleARN: v.RoleARN, Subject: v.Subject, Audience: v.Audience, Provider: v.Provider, Claims: v.Claims, Cause: v.Cause}).Summary()
 }

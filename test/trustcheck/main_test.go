@@ -3,7 +3,10 @@
 // AWS SDK (AWS_ENDPOINT_URL), with the cluster's issuer discovered from the API server.
 //
 // Two webhook processes run: one in warn mode, one in enforce mode; a namespace label
-// chooses which one the API server calls.
+// chooses which one the API server calls. TestCredentialChain also registers the warn
+// process as the pod webhook of its namespaces and lets the local endpoint's STS verify the
+// cluster's tokens: what the trust check said at apply time is compared with STS's answer
+// to the pod's SDK.
 package trustcheck_test
 
 import (
@@ -43,6 +46,7 @@ var suite struct {
 	dir      string
 	binary   string
 	webhooks map[string]*webhookproc.Process // by mode
+	tls      webhookproc.TLS                 // their serving certificate
 	awsEnv   []string                        // the AWS SDK's configuration for the local IAM endpoint
 }
 
@@ -85,6 +89,7 @@ func setUp() error {
 	if err != nil {
 		return err
 	}
+	suite.tls = tls
 	// The real SDK, configured as users configure it: endpoint and credentials in the env.
 	suite.awsEnv = suite.iam.ClientEnv(suite.dir, iamserver.DefaultAccessKeyID, iamserver.DefaultSecretAccessKey)
 	for _, mode := range []string{"warn", "enforce"} {

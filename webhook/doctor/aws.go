@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
+	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
 	"github.com/irsa-webhook/irsa-webhook/webhook/trustpolicy"
 )
 
@@ -29,7 +30,7 @@ func awsChecks(f Facts, s irsa.Settings, hasRole bool) []Check {
 		return out
 	}
 	provider, audience := providerChecks(f, s)
-	out := []Check{provider, audience, trustCheck(f, s)}
+	out := []Check{provider, audience, trustCheck(f, s, provider.Status == Fail || audience.Status == Fail)}
 	if f.Simulation != nil {
 		out = append(out, permissionCheck(f, s))
 	}
@@ -56,23 +57,38 @@ func providerChecks(f Facts, s irsa.Settings) (provider, audience Check) {
 		return unknown("cannot list the IAM OIDC providers of account " + arn.AccountID + ": " + f.ProviderErr.Error())
 	case f.Provider == nil:
 		provider.Status = Fail
-		provider.Message = fmt.Sprintf("the cluster's issuer %s is not an IAM OIDC provider in account %s: STS answers InvalidIdentityToken", f.Issuer, arn.AccountID)
+		provider.Message = fmt.Sprintf("%s does not exist: the cluster's issuer %s is not an IAM OIDC provider in account %s, so STS answers InvalidIdentityToken (No OpenIDConnect provider found in your account for %s)",
+			claim(f, s, trustpolicy.ClaimProvider), f.Issuer, arn.AccountID, f.Issuer)
 		provider.Fix = fmt.Sprintf("aws iam create-open-id-connect-provider --url %s --client-id-list %s", f.Issuer, s.Audience)
 		audience.Status, audience.Message = Unknown, "not checked: there is no OIDC provider"
 		return provider, audience
 	}
 	provider.Status, provider.Message = OK, fmt.Sprintf("the cluster's issuer %s is IAM OIDC provider %s", f.Issuer, f.Provider.ARN)
 	if slices.Contains(f.Provider.ClientIDs, s.Audience) {
-		audience.Status, audience.Message = OK, fmt.Sprintf("the token audience %q is a client ID of the provider", s.Audience)
+		audience.Status, audience.Message = OK, fmt.Sprintf("the token's %s is a client ID of the provider", claim(f, s, trustpolicy.ClaimAudience))
 		return provider, audience
 	}
 	audience.Status = Fail
-	audience.Message = fmt.Sprintf("the token audience %q is not among the provider's client IDs [%s]: STS answers InvalidIdentityToken", s.Audience, strings.Join(f.Provider.ClientIDs, ", "))
+	audience.Message = fmt.Sprintf("the token's %s is not among the client IDs [%s] of %s, so STS answers InvalidIdentityToken (Incorrect token audience)",
+		claim(f, s, trustpolicy.ClaimAudience), strings.Join(f.Provider.ClientIDs, ", "), claim(f, s, trustpolicy.ClaimProvider))
 	audience.Fix = fmt.Sprintf("aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s", f.Provider.ARN, s.Audience)
 	return provider, audience
 }
 
-func trustCheck(f Facts, s irsa.Settings) Check {
+// claim names one claim of the pod's token in the words of the trust check's verdicts
+// (serviceaccount.Verdict.Describe), so that a ✗ line and the ServiceAccount's admission
+// warning name the same cause alike: sub "system:serviceaccount:NS:NAME", aud "AUDIENCE",
+// the OIDC provider "ARN" (the one STS looks for: the issuer's, in the role's account).
+func claim(f Facts, s irsa.Settings, c trustpolicy.Claim) string {
+	r := trustpolicy.Request{RoleARN: s.RoleARN, IssuerURL: f.Issuer, Namespace: f.Namespace, ServiceAccount: f.ServiceAccountName, Audience: s.Audience}
+	v := serviceaccount.Verdict{Subject: trustpolicy.SubjectPrefix + f.Namespace + ":" + f.ServiceAccountName, Audience: s.Audience, Provider: r.Provider()}
+	return v.Describe(c)
+}
+
+// trustCheck reports the trust check's verdict for the pod's token. STS evaluates the trust
+// policy only for a token whose issuer and audience it accepted: after a ✗ above (tokenRejected)
+// STS's answer is InvalidIdentityToken, and AccessDenied only once that is fixed.
+func trustCheck(f Facts, s irsa.Settings, tokenRejected bool) Check {
 	c := Check{Name: CheckTrustPolicy}
 	v := f.Trust
 	if v == nil {
@@ -84,7 +100,11 @@ func trustCheck(f Facts, s irsa.Settings) Check {
 		c.Status, c.Message = OK, v.Summary()
 	case trustpolicy.NotTrusted:
 		c.Status = Fail
-		c.Message = v.Summary() + ": STS answers AccessDenied (Not authorized to perform sts:AssumeRoleWithWebIdentity)"
+		sts := ": STS answers AccessDenied (Not authorized to perform sts:AssumeRoleWithWebIdentity)"
+		if tokenRejected {
+			sts = ": once STS accepts the token (above), it answers AccessDenied (Not authorized to perform sts:AssumeRoleWithWebIdentity)"
+		}
+		c.Message = v.Summary() + sts
 		c.Fix = fmt.Sprintf("irsa-webhook trust policy --role-arn %s --issuer %s --namespace %s --service-account %s --audience %s prints a trust policy that does; add its statement to the role's (aws iam update-assume-role-policy)",
 			s.RoleARN, f.Issuer, f.Namespace, f.ServiceAccountName, s.Audience)
 	default:

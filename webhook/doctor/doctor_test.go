@@ -68,6 +68,9 @@ func TestEvaluate(t *testing.T) {
 		wantFailed []string
 		wantCode   int
 		wantFix    string // in the first failed check's fix
+		// wantMessage are in the failed checks' messages, in order: the claim named in the
+		// trust check's words (serviceaccount.Verdict.Describe) and STS's answer.
+		wantMessage []string
 	}{
 		{name: "all good", change: func(*Facts) {}, wantCode: 0},
 		{name: "serviceaccount diagnosis has no injection check", change: func(f *Facts) { f.Pod = nil }, wantCode: 0},
@@ -105,12 +108,21 @@ func TestEvaluate(t *testing.T) {
 			f.Pod.Spec.Volumes[0].Projected.Sources[0].ServiceAccountToken.Audience = "old"
 		}, wantFailed: []string{CheckInjection}, wantCode: 1, wantFix: "restart it"},
 		{name: "issuer not registered", change: func(f *Facts) { f.Provider = nil },
-			wantFailed: []string{CheckOIDCProvider}, wantCode: 1, wantFix: "create-open-id-connect-provider --url " + issuer},
+			wantFailed: []string{CheckOIDCProvider}, wantCode: 1, wantFix: "create-open-id-connect-provider --url " + issuer,
+			wantMessage: []string{`the OIDC provider "` + providerARN + `" does not exist`, "InvalidIdentityToken (No OpenIDConnect provider found in your account for " + issuer + ")"}},
 		{name: "audience not a client ID", change: func(f *Facts) { f.Provider.ClientIDs = []string{"other"} },
-			wantFailed: []string{CheckAudience}, wantCode: 1, wantFix: "add-client-id-to-open-id-connect-provider"},
+			wantFailed: []string{CheckAudience}, wantCode: 1, wantFix: "add-client-id-to-open-id-connect-provider",
+			wantMessage: []string{`the token's aud "sts.amazonaws.com" is not among the client IDs [other] of the OIDC provider "` + providerARN + `"`, "InvalidIdentityToken (Incorrect token audience)"}},
+		{name: "trust policy for another cluster's provider, not registered", change: func(f *Facts) {
+			f.Provider = nil
+			f.Trust = notTrusted(trustpolicy.ClaimProvider)
+		}, wantFailed: []string{CheckOIDCProvider, CheckTrustPolicy}, wantCode: 1, wantFix: "create-open-id-connect-provider",
+			wantMessage: []string{`the OIDC provider "` + providerARN + `" does not exist`,
+				`does not accept tokens from the OIDC provider "` + providerARN + `" (statement 0: principal`, "once STS accepts the token (above), it answers AccessDenied"}},
 		{name: "role in another account is unverifiable", change: func(f *Facts) { f.CallerAccount = "999999999999" }, wantCode: 3},
-		{name: "not trusted", change: func(f *Facts) { f.Trust.Result = trustpolicy.NotTrusted },
-			wantFailed: []string{CheckTrustPolicy}, wantCode: 1, wantFix: "irsa-webhook trust policy --role-arn " + role},
+		{name: "not trusted", change: func(f *Facts) { f.Trust = notTrusted(trustpolicy.ClaimSubject) },
+			wantFailed: []string{CheckTrustPolicy}, wantCode: 1, wantFix: "irsa-webhook trust policy --role-arn " + role,
+			wantMessage: []string{`its trust policy does not accept sub "system:serviceaccount:production:s3-writer" (statement 0: `, ": STS answers AccessDenied (Not authorized to perform sts:AssumeRoleWithWebIdentity)"}},
 		{name: "trust undetermined", change: func(f *Facts) { f.Trust.Result = trustpolicy.Undetermined }, wantCode: 3},
 		{name: "implicit deny", change: func(f *Facts) { f.Simulation.Decision, f.Simulation.MatchedPolicies = "implicitDeny", nil },
 			wantFailed: []string{CheckPermission}, wantCode: 1, wantFix: "put-role-policy --role-name S3WriterRole"},
@@ -147,8 +159,37 @@ func TestEvaluate(t *testing.T) {
 			if !strings.Contains(fix, tc.wantFix) {
 				t.Errorf("fix %q does not contain %q", fix, tc.wantFix)
 			}
+			var messages []string
+			for _, c := range r.Checks {
+				if c.Status == Fail {
+					messages = append(messages, c.Message)
+				}
+			}
+			all := strings.Join(messages, "\n")
+			rest := all
+			for _, want := range tc.wantMessage {
+				i := strings.Index(rest, want)
+				if i < 0 {
+					t.Errorf("failed checks' messages lack %q (in this order):\n%s", want, all)
+					break
+				}
+				rest = rest[i+len(want):]
+			}
 		})
 	}
+}
+
+const providerARN = "arn:aws:iam::123456789012:oidc-provider/oidc.example.test/id/X"
+
+// notTrusted is the trust check's verdict on the pod's ServiceAccount when the role's trust
+// policy rejects claim.
+func notTrusted(claim trustpolicy.Claim) *serviceaccount.Verdict {
+	reason := `statement 0: "oidc.example.test/id/X:sub" StringEquals "system:serviceaccount:staging:s3-writer" does not match "system:serviceaccount:production:s3-writer"`
+	if claim == trustpolicy.ClaimProvider {
+		reason = `statement 0: principal "arn:aws:iam::123456789012:oidc-provider/oidc.old.test/id/OLD" is not this cluster's provider "` + providerARN + `"`
+	}
+	return &serviceaccount.Verdict{Result: trustpolicy.NotTrusted, RoleARN: role, Subject: "system:serviceaccount:production:s3-writer", Audience: "sts.amazonaws.com",
+		Provider: providerARN, Claims: []trustpolicy.Claim{claim}, Reasons: []string{reason}}
 }
 
 // TestChecklistOrder pins the order of the checklist: the path a credential takes.

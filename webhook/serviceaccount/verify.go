@@ -123,13 +123,28 @@ func sourceFailure(err error) string {
 }
 
 // Summary is one line with everything: what was checked, the answer and every reason,
-// quoting the policy. It is for whoever may read the policy.
+// quoting the policy. It is for whoever may read the policy. It says why in the words the
+// requester reads (TenantSummary's, without the notes on its annotations), then the
+// reasons that quote the policy, so that the admin's tools (doctor, trust check,
+// --trust-check-detailed-warnings) and the tenant's warning name the failed claim alike.
 func (v Verdict) Summary() string {
-	head := v.head()
-	if len(v.Reasons) == 0 {
-		return head
+	if v.Result == trustpolicy.Trusted {
+		if len(v.Reasons) == 0 {
+			return v.head()
+		}
+		return v.head() + ": " + strings.Join(v.Reasons, "; ")
 	}
-	return head + ": " + strings.Join(v.Reasons, "; ")
+	s := v.tenantSummary()
+	var more []string
+	for _, r := range v.Reasons {
+		if r != v.Cause {
+			more = append(more, r)
+		}
+	}
+	if len(more) == 0 {
+		return s
+	}
+	return s + " (" + strings.Join(more, "; ") + ")"
 }
 
 func (v Verdict) head() string {
@@ -164,7 +179,7 @@ func (v Verdict) tenantSummary() string {
 		return head + ": " + v.Cause
 	case v.Result == trustpolicy.NotTrusted:
 		if len(v.Claims) == 0 || len(v.Claims) == 1 && v.Claims[0] == trustpolicy.ClaimProvider {
-			return head + ": the role does not exist or its trust policy does not accept tokens from " + v.describe(trustpolicy.ClaimProvider)
+			return head + ": the role does not exist or its trust policy does not accept tokens from " + v.Describe(trustpolicy.ClaimProvider)
 		}
 		return head + ": its trust policy does not accept " + v.describeAll()
 	}
@@ -177,13 +192,15 @@ func (v Verdict) tenantSummary() string {
 func (v Verdict) describeAll() string {
 	parts := make([]string, 0, len(v.Claims))
 	for _, c := range v.Claims {
-		parts = append(parts, v.describe(c))
+		parts = append(parts, v.Describe(c))
 	}
 	return strings.Join(parts, " and ")
 }
 
-// describe names one claim of the request with the value the requester sent.
-func (v Verdict) describe(c trustpolicy.Claim) string {
+// Describe names one claim of the request with the value the requester sent (its
+// Subject, Audience or Provider), in the words of every verdict and of doctor's checks:
+// sub "system:serviceaccount:NS:NAME", aud "AUDIENCE", the OIDC provider "ARN".
+func (v Verdict) Describe(c trustpolicy.Claim) string {
 	switch c {
 	case trustpolicy.ClaimProvider:
 		if v.Provider == "" {

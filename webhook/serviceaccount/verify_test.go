@@ -60,8 +60,14 @@ func TestTenantSummary(t *testing.T) {
 			if strings.Contains(got, "payments") {
 				t.Errorf("the policy shows through: %q", got)
 			}
-			if full := tc.v.Summary(); !strings.Contains(full, secret) {
+			full := tc.v.Summary()
+			if !strings.Contains(full, secret) {
 				t.Errorf("Summary() %q lacks the full reasons", full)
+			}
+			// The admin's line (doctor, trust check, detailed warnings) names the failed
+			// claims in the tenant's words before quoting the policy.
+			if tc.v.Result != trustpolicy.Trusted && !strings.HasPrefix(full, got) {
+				t.Errorf("Summary()\n %q\ndoes not start with TenantSummary()\n %q", full, got)
 			}
 		})
 	}
