@@ -320,7 +320,7 @@ func runChainDoctor(t *testing.T, args ...string) (string, int) {
 	ctx, cancel := context.WithTimeout(t.Context(), chainDeadline)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, suite.binary, append([]string{"doctor", "--kubeconfig", suite.cp.KubeconfigPath(), "--timeout", "5s"}, args...)...)
-	cmd.Env = append([]string{"HOME=" + t.TempDir(), "AWS_MAX_ATTEMPTS=1"}, suite.awsEnv...)
+	cmd.Env = append([]string{"AWS_MAX_ATTEMPTS=1"}, suite.awsEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
