@@ -2,8 +2,6 @@ package reliability_test
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/irsa-webhook/irsa-webhook/certs"
+	"github.com/irsa-webhook/irsa-webhook/test/harness"
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
 	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
@@ -54,12 +53,12 @@ func TestAPIServerRestart(t *testing.T) {
 	w := startWebhook(t, []string{"--trust-check=off"}, nil)
 	registerPodWebhook(t, "restart", w)
 	ns := drillNamespace(t, "restart")
-	createServiceAccount(t, suite.admin, ns, "before", testRoleARN)
+	createServiceAccount(t, suite.Admin, ns, "before", testRoleARN)
 	waitMutating(t, ns, "before", w)
 	ctx := t.Context()
 
 	// Pods through the API server, one at a time, with the current ServiceAccount.
-	cfg := suite.cp.Config()
+	cfg := suite.CP.Config()
 	cfg.Timeout = podClientTimeout
 	podClient := kubernetes.NewForConfigOrDie(cfg)
 	var currentSA atomic.Pointer[string]
@@ -113,8 +112,9 @@ func TestAPIServerRestart(t *testing.T) {
 			return err
 		})
 	})
-	// The webhook's readiness, throughout.
-	var notReady atomic.Int64
+	// The webhook's readiness, throughout; apiAway is set while RestartAPIServer runs.
+	var notReady, pollsWhileAway atomic.Int64
+	var apiAway atomic.Bool
 	wg.Go(func() {
 		for {
 			select {
@@ -122,8 +122,12 @@ func TestAPIServerRestart(t *testing.T) {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
+			away := apiAway.Load()
 			if code, _, err := webhookproc.Get(ctx, w.HealthURL("/readyz")); err != nil || code != http.StatusOK {
 				notReady.Add(1)
+			}
+			if away && apiAway.Load() {
+				pollsWhileAway.Add(1)
 			}
 		}
 	})
@@ -138,15 +142,17 @@ func TestAPIServerRestart(t *testing.T) {
 		t.Fatalf("load before the restart: %v", err)
 	}
 	restartAt := time.Now()
-	if err := suite.cp.RestartAPIServer(ctx); err != nil {
+	apiAway.Store(true)
+	if err := suite.CP.RestartAPIServer(ctx); err != nil {
 		t.Fatalf("%v%s", err, apiServerLogTail(t))
 	}
+	apiAway.Store(false)
 	apiBack := time.Now()
 	if err := w.WaitReady(ctx, readyTimeout); err != nil {
 		t.Fatal(err)
 	}
 	readyAgain := time.Now()
-	createServiceAccount(t, suite.admin, ns, "after", testRoleARN)
+	createServiceAccount(t, suite.Admin, ns, "after", testRoleARN)
 	after := "after"
 	currentSA.Store(&after)
 	if err := poll(ctx, time.Minute, func() (bool, string) {
@@ -161,7 +167,7 @@ func TestAPIServerRestart(t *testing.T) {
 	// without the webhook asking the API server for it (apiserver_request_total of GET
 	// serviceaccounts does not move; the counters restarted with the API server).
 	saGets := func() float64 {
-		raw, err := suite.admin.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+		raw, err := suite.Admin.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 		if err != nil {
 			t.Fatalf("scrape kube-apiserver metrics: %v", err)
 		}
@@ -214,6 +220,14 @@ func TestAPIServerRestart(t *testing.T) {
 	if len(errsAfter) > 0 {
 		t.Errorf("%d pod creations failed after the API server and the webhook were ready again: %q", len(errsAfter), errsAfter)
 	}
+	// Readiness does not depend on the API server once the cache has synced: /readyz answered
+	// 200 to every poll, including those made while the API server was away.
+	if n := notReady.Load(); n != 0 {
+		t.Errorf("/readyz answered other than 200 to %d polls during the drill; the webhook must stay ready while the API server restarts", n)
+	}
+	if pollsWhileAway.Load() == 0 {
+		t.Errorf("/readyz was not polled while the API server was away: the readiness check above proves nothing")
+	}
 	lines := logLines(t, w.LogPath())
 	if p := panicLines(lines); len(p) > 0 {
 		t.Errorf("the webhook log tells of a panic:\n%s", strings.Join(p, "\n"))
@@ -225,9 +239,9 @@ func TestAPIServerRestart(t *testing.T) {
 		t.Errorf("the webhook exited%s", w.LogTail())
 	}
 	t.Logf("API server down for %.2fs (restart call), webhook ready again %.2fs later; direct requests: %d (%d during the restart), %d failed; "+
-		"pods through the API server: %d mutated, %d refused while it was away, %d missed; /readyz non-200 polls: %d; cache served the new ServiceAccount %.2fs after readiness",
+		"pods through the API server: %d mutated, %d refused while it was away, %d missed; /readyz non-200 polls: %d (%d polls while it was away); cache served the new ServiceAccount %.2fs after readiness",
 		apiBack.Sub(restartAt).Seconds(), readyAgain.Sub(apiBack).Seconds(), len(directShots), duringRestart, len(failures(directShots, time.Time{})),
-		created, failed, len(misses), notReady.Load(), cacheOK.Sub(readyAgain).Seconds())
+		created, failed, len(misses), notReady.Load(), pollsWhileAway.Load(), cacheOK.Sub(readyAgain).Seconds())
 }
 
 // TestSIGTERMDrain sends SIGTERM to a webhook under steady keep-alive load. /readyz must fail
@@ -245,18 +259,15 @@ func TestSIGTERMDrain(t *testing.T) {
 		readyLimit = time.Second            // /readyz must fail within this of SIGTERM
 		warmup     = 200                    // requests answered before SIGTERM
 	)
-	certs, err := webhookproc.WriteServingCert(testDir(t), time.Now())
+	certs, err := webhookproc.WriteServingCert(suite.TestDir(t), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startServe(t, certs, []string{"--trust-check=off", "--shutdown-delay=" + delay.String(), "--shutdown-grace-period=" + grace.String()})
+	p := startWebhookWith(t, webhookproc.Options{TLS: certs, Args: []string{"--trust-check=off", "--shutdown-delay=" + delay.String(), "--shutdown-grace-period=" + grace.String()}})
 	ctx := t.Context()
-	if err := p.waitReady(ctx); err != nil || p.exited() {
-		t.Fatalf("webhook not ready: %v (exited %v)", err, p.exited())
-	}
 	ns := drillNamespace(t, "drain")
-	createServiceAccount(t, suite.admin, ns, "app", testRoleARN)
-	client := newReviewClient(p.url(webhookproc.PodPath), true, certs.CAPEM)
+	createServiceAccount(t, suite.Admin, ns, "app", testRoleARN)
+	client := newReviewClient(p.URL(webhookproc.PodPath), true, certs.CAPEM)
 	defer client.close()
 	if err := poll(ctx, readyTimeout, func() (bool, string) {
 		_, err := client.mutate(ctx, ns, simplePod("", "app"))
@@ -286,17 +297,17 @@ func TestSIGTERMDrain(t *testing.T) {
 	}
 
 	sigAt := time.Now()
-	if err := p.signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	var notReadyAt time.Time
 	exitedEarly := false
 	for deadline := sigAt.Add(2 * readyLimit); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if p.exited() {
+		if p.Exited() {
 			exitedEarly = true
 			break
 		}
-		if code, _, err := webhookproc.Get(ctx, p.healthURL("/readyz")); err == nil && code != http.StatusOK {
+		if code, _, err := webhookproc.Get(ctx, p.HealthURL("/readyz")); err == nil && code != http.StatusOK {
 			notReadyAt = time.Now()
 			break
 		}
@@ -308,7 +319,7 @@ func TestSIGTERMDrain(t *testing.T) {
 	shots := <-loadDone
 
 	// New connections during the rest of the delay (the Service's endpoints may lag).
-	fresh := newReviewClient(p.url(webhookproc.PodPath), false, certs.CAPEM)
+	fresh := newReviewClient(p.URL(webhookproc.PodPath), false, certs.CAPEM)
 	var lateShots []shot
 	for time.Now().Before(sigAt.Add(delay - 500*time.Millisecond)) {
 		s := shot{start: time.Now()}
@@ -317,8 +328,8 @@ func TestSIGTERMDrain(t *testing.T) {
 		lateShots = append(lateShots, s)
 		time.Sleep(100 * time.Millisecond)
 	}
-	code, waitErr := p.wait(delay + grace + 5*time.Second)
-	exitAfter := p.exitedAt.Sub(sigAt)
+	code, exitedAt, waitErr := p.Wait(delay + grace + 5*time.Second)
+	exitAfter := exitedAt.Sub(sigAt)
 
 	switch {
 	case exitedEarly:
@@ -354,7 +365,7 @@ func TestSIGTERMDrain(t *testing.T) {
 		t.Errorf("exited %v after SIGTERM, before the shutdown delay %v ended", exitAfter, delay)
 	}
 	if t.Failed() {
-		t.Logf("webhook log after SIGTERM:\n%s", strings.Join(linesFrom(logLines(t, p.logPath), "shutting down"), "\n"))
+		t.Logf("webhook log after SIGTERM:\n%s", strings.Join(linesFrom(logLines(t, p.LogPath()), "shutting down"), "\n"))
 	}
 	inFlight := 0
 	for _, s := range shots {
@@ -382,14 +393,14 @@ func TestCertificateRotation(t *testing.T) {
 		afterSwitch      = 50 // new-handshake requests after the switch
 		newCACommonName  = "irsa-reliability-rotated-ca"
 	)
-	dir := testDir(t)
+	dir := suite.TestDir(t)
 	old, err := webhookproc.WriteServingCert(dir, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := startWebhookWith(t, webhookproc.Options{TLS: old, Args: []string{"--trust-check=off"}})
 	ns := drillNamespace(t, "rotate")
-	createServiceAccount(t, suite.admin, ns, "app", testRoleARN)
+	createServiceAccount(t, suite.Admin, ns, "app", testRoleARN)
 	ctx := t.Context()
 
 	now := time.Now()
@@ -521,11 +532,11 @@ func linesFrom(lines []string, marker string) []string {
 // apiServerLogTail copies kube-apiserver's log next to the webhook's (the control plane
 // removes its directory when it stops) and returns its last lines.
 func apiServerLogTail(t *testing.T) string {
-	data, err := os.ReadFile(filepath.Join(suite.cp.LogDir(), "kube-apiserver.log"))
+	data, err := os.ReadFile(filepath.Join(suite.CP.LogDir(), "kube-apiserver.log"))
 	if err != nil {
 		return "\n(cannot read the kube-apiserver log: " + err.Error() + ")"
 	}
-	kept := filepath.Join(testDir(t), "kube-apiserver.log")
+	kept := filepath.Join(suite.TestDir(t), "kube-apiserver.log")
 	_ = os.WriteFile(kept, data, 0o644)
 	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 	lines = lines[max(0, len(lines)-15):]
@@ -534,11 +545,7 @@ func apiServerLogTail(t *testing.T) string {
 
 func caCommonName(t *testing.T, caPEM []byte) string {
 	t.Helper()
-	block, _ := pem.Decode(caPEM)
-	if block == nil {
-		t.Fatal("CA is not PEM")
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
+	c, err := harness.Certificate(caPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,22 +553,28 @@ func caCommonName(t *testing.T, caPEM []byte) string {
 }
 
 // TestIAMFaults runs the trust check (enforce mode) against a local IAM endpoint that is
-// healthy, down, slower than --trust-check-timeout, or throttling. Pod admissions never fail
-// and never call IAM (the endpoint's call count stays put while only pods are created);
-// ServiceAccount admissions are answered within the deadline, also 20 at once while IAM hangs.
+// healthy, down, slower than --trust-check-timeout, or throttling. Pod admissions never fail,
+// never wait for IAM and never call it: in every state, pods of a ServiceAccount naming a role
+// the webhook has never seen (its namespace is not sent to the trust check, so nothing cached
+// it) are mutated with that role, each well under the IAM deadline, while the endpoint's call
+// count stays put. ServiceAccount admissions are answered within the deadline, also 20 at once
+// while IAM hangs.
 func TestIAMFaults(t *testing.T) {
 	const (
 		checkTimeout = 2 * time.Second
 		slack        = time.Second // the deadline is the webhook's; the API server round trip adds a little
 		podsPerFault = 10
 		concurrentSA = 20
-		podLimit     = 2 * time.Second // a pod admission while IAM hangs: not waiting for IAM
+		podLimit     = 2 * time.Second // a pod admission while IAM fails: not waiting for IAM
 	)
 	iam := newIAM(t)
 	w := startWebhook(t, []string{"--trust-check=enforce", "--trust-check-timeout=" + checkTimeout.String()}, iamEnv(t, iam, "reliability-iam-secret"))
 	registerPodWebhook(t, "iam", w)
 	registerServiceAccountWebhook(t, "iam", w)
-	ns := drillNamespace(t, "iam")
+	// Pods only: the trust check is not registered for this namespace, so no ServiceAccount
+	// created there ever has its role looked up.
+	registerPodWebhook(t, "iam-pods", w)
+	ns, podNS := drillNamespace(t, "iam"), drillNamespace(t, "iam-pods")
 	appRole := "arn:aws:iam::" + testAccount + ":role/IAMFaultsApp"
 	iam.PutRole(appRole, trustPolicy(t, appRole, ns, "app"))
 	cs, warns := warningClient(t)
@@ -577,19 +590,33 @@ func TestIAMFaults(t *testing.T) {
 		return fmt.Sprintf("arn:aws:iam::%s:role/Uncached%d", testAccount, n), fmt.Sprintf("sa-%d", n)
 	}
 	var podSeq atomic.Int32
+	// createPods creates n pods of a new ServiceAccount in podNS naming a role never seen
+	// before, which IAM knows and trusts (a pod path that asked IAM would get an answer), and
+	// wants each mutated with that role, without an IAM call and under podLimit.
 	createPods := func(t *testing.T, n int) (maxLatency time.Duration) {
 		t.Helper()
+		role, sa := newRole()
+		iam.PutRole(role, trustPolicy(t, role, podNS, sa))
+		createServiceAccount(t, cs, podNS, sa, role)
+		calls := iam.TotalCalls()
 		for i := range n {
 			began := time.Now()
-			p, err := cs.CoreV1().Pods(ns).Create(t.Context(), simplePod(fmt.Sprintf("pod-%d", podSeq.Add(1)), "app"), metav1.CreateOptions{})
-			maxLatency = max(maxLatency, time.Since(began))
+			p, err := cs.CoreV1().Pods(podNS).Create(t.Context(), simplePod(fmt.Sprintf("pod-%d", podSeq.Add(1)), sa), metav1.CreateOptions{})
+			took := time.Since(began)
+			maxLatency = max(maxLatency, took)
 			if err != nil {
 				t.Errorf("pod %d refused: %v", i, err)
 				continue
 			}
-			if !hasEnv(p.Spec.Containers[0], irsa.EnvRoleARN) {
-				t.Errorf("pod %d not mutated", i)
+			if got, _ := harness.EnvValue(p.Spec.Containers[0], irsa.EnvRoleARN); got != role {
+				t.Errorf("pod %d: %s = %q, want %q", i, irsa.EnvRoleARN, got, role)
 			}
+			if took > podLimit {
+				t.Errorf("pod %d took %v, want under %v: the pod path must not wait for IAM", i, took.Round(time.Millisecond), podLimit)
+			}
+		}
+		if got := iam.TotalCalls(); got != calls {
+			t.Errorf("creating %d pods of a ServiceAccount naming a role never seen before made %d calls to IAM or STS; the pod path must never call AWS", n, got-calls)
 		}
 		return maxLatency
 	}
@@ -611,11 +638,8 @@ func TestIAMFaults(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			f.apply()
 			defer f.clear()
-			calls := iam.TotalCalls()
 			podMax := createPods(t, podsPerFault)
-			if got := iam.TotalCalls(); got != calls {
-				t.Errorf("creating %d pods made %d calls to IAM; the pod path must never call AWS", podsPerFault, got-calls)
-			}
+			calls := iam.TotalCalls()
 			role, name := newRole()
 			if f.verified {
 				iam.PutRole(role, trustPolicy(t, role, ns, name))
@@ -634,7 +658,7 @@ func TestIAMFaults(t *testing.T) {
 			case !f.verified && (len(w) != 1 || !strings.Contains(w[0], "not verified")):
 				t.Errorf("warnings %q, want one saying the trust was not verified", w)
 			}
-			t.Logf("IAM %s: %d pods, slowest %v, %d IAM calls; ServiceAccount answered in %v", f.name, podsPerFault, podMax.Round(time.Millisecond), iam.TotalCalls()-calls, took.Round(time.Millisecond))
+			t.Logf("IAM %s: %d pods, slowest %v; ServiceAccount answered in %v with %d IAM calls", f.name, podsPerFault, podMax.Round(time.Millisecond), took.Round(time.Millisecond), iam.TotalCalls()-calls)
 		})
 	}
 
@@ -663,7 +687,7 @@ func TestIAMFaults(t *testing.T) {
 		for i := range podsPerFault { // pods meanwhile: not queued behind IAM
 			wg.Go(func() {
 				start := time.Now()
-				p, err := suite.admin.CoreV1().Pods(ns).Create(t.Context(), simplePod(fmt.Sprintf("during-hang-%d", i), "app"), metav1.CreateOptions{})
+				p, err := suite.Admin.CoreV1().Pods(ns).Create(t.Context(), simplePod(fmt.Sprintf("during-hang-%d", i), "app"), metav1.CreateOptions{})
 				podLatencies[i] = time.Since(start)
 				if err == nil && !hasEnv(p.Spec.Containers[0], irsa.EnvRoleARN) {
 					err = fmt.Errorf("pod not mutated")

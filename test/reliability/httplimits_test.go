@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/irsa-webhook/irsa-webhook/test/harness"
 	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
 	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
 	"github.com/irsa-webhook/irsa-webhook/webhook/serving"
@@ -40,7 +41,7 @@ func TestBodyFlood(t *testing.T) {
 	ctx := t.Context()
 	w := startWebhook(t, []string{"--trust-check=off"}, nil)
 	ns := drillNamespace(t, "flood")
-	createServiceAccount(t, suite.admin, ns, "app", testRoleARN)
+	createServiceAccount(t, suite.Admin, ns, "app", testRoleARN)
 	client := newReviewClient(w.URL(webhookproc.PodPath), true, w.tls.CAPEM)
 	defer client.close()
 	if err := poll(ctx, readyTimeout, func() (bool, string) {
@@ -92,7 +93,7 @@ func TestBodyFlood(t *testing.T) {
 	took := time.Since(began)
 
 	peak := base
-	for end := time.Now().Add(rssWindow); time.Now().Before(end); time.Sleep(pollEvery) {
+	for end := time.Now().Add(rssWindow); time.Now().Before(end); time.Sleep(harness.PollEvery) {
 		r, err := w.RSS()
 		if err != nil {
 			t.Fatal(err)

@@ -22,8 +22,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +39,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/irsa-webhook/irsa-webhook/test/controlplane"
+	"github.com/irsa-webhook/irsa-webhook/test/harness"
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
 	"github.com/irsa-webhook/irsa-webhook/test/webhookproc"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
@@ -54,90 +53,27 @@ const (
 	drillLabel   = "irsa-reliability.test/drill"
 	testAccount  = iamserver.CallerAccount // the account of the IAM endpoint's credentials
 	testRoleARN  = "arn:aws:iam::" + testAccount + ":role/ReliabilityRole"
-	setupTimeout = 3 * time.Minute // a cold `go build` of the webhook on two busy cores
-	readyTimeout = time.Minute
-	pollEvery    = 50 * time.Millisecond
+	readyTimeout = harness.ReadyTimeout
 	// webhookCallTimeout bounds one request of a test client to the webhook.
 	webhookCallTimeout = 10 * time.Second
 )
 
-// roleAnnotation is the ServiceAccount annotation naming the role.
-var roleAnnotation = irsa.Key(irsa.DefaultAnnotationPrefix, irsa.RoleARNAnnotation)
-
 // suite is what TestMain set up; tests run sequentially.
-var suite struct {
-	cp     *controlplane.ControlPlane
-	admin  *kubernetes.Clientset
-	dir    string // webhook binary, per-test certificates and logs; kept when a test fails
-	binary string
-}
+var suite *harness.Suite
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "irsa-reliability-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "[reliability] %v\n", err)
-		os.Exit(1)
-	}
-	suite.dir, suite.binary = dir, filepath.Join(dir, "irsa-webhook")
-	built := make(chan error, 1)
-	go func() { // build while the control plane starts
-		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
-		defer cancel()
-		began := time.Now()
-		root, err := webhookproc.ModuleRoot(ctx)
-		if err == nil {
-			err = webhookproc.Build(ctx, root, suite.binary)
-		}
-		if err == nil {
-			fmt.Fprintf(os.Stderr, "[reliability] webhook built in %v\n", time.Since(began).Round(time.Millisecond))
-		}
-		built <- err
-	}()
-	opts := controlplane.Options{
+	opts := harness.Options{Name: "reliability", ControlPlane: controlplane.Options{
 		IssuerURL: testIssuer,
 		// By default kube-apiserver does not end open watches on SIGTERM: its HTTP server waits
 		// for them until the request timeout (60s), past RestartAPIServer's 20s stop timeout.
 		// Any informer holds one (the webhook's ServiceAccount cache does), so have the API
 		// server close them, as managed control planes configure it.
 		APIServerFlags: map[string]string{"shutdown-watch-termination-grace-period": "5s"},
-	}
-	code := controlplane.Main(runner{m: m, built: built}, opts, func(c *controlplane.ControlPlane) { suite.cp = c })
-	if code == 0 {
-		_ = os.RemoveAll(dir)
-	} else {
-		fmt.Fprintf(os.Stderr, "[reliability] webhook logs kept in %s\n", dir)
-	}
-	os.Exit(code)
-}
-
-type runner struct {
-	m     *testing.M
-	built chan error
-}
-
-func (r runner) Run() int {
-	if err := <-r.built; err != nil {
-		fmt.Fprintf(os.Stderr, "[reliability] build: %v\n", err)
-		return 1
-	}
-	var err error
-	if suite.admin, err = kubernetes.NewForConfig(suite.cp.Config()); err != nil {
-		fmt.Fprintf(os.Stderr, "[reliability] client: %v\n", err)
-		return 1
-	}
-	return r.m.Run()
-}
-
-// testDir is a directory for one test's certificates and logs under the suite directory, kept
-// when the suite fails.
-func testDir(t *testing.T) string {
-	t.Helper()
-	name := regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(t.Name(), "_")
-	dir := filepath.Join(suite.dir, name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	}}
+	os.Exit(harness.Main(opts, func(s *harness.Suite) int {
+		suite = s
+		return m.Run()
+	}))
 }
 
 // webhook is a running irsa-webhook serve with the serving certificate it was given.
@@ -146,69 +82,29 @@ type webhook struct {
 	tls webhookproc.TLS
 }
 
-// processes numbers the webhook processes of this test binary, for their directories.
-var processes atomic.Int32
-
-// processDir is a new directory for one webhook process's certificate and log.
-func processDir(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(testDir(t), fmt.Sprintf("webhook-%d", processes.Add(1)))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // startWebhook starts `irsa-webhook serve` with args (after the standard loopback flags) and
 // env, waits until it is ready and stops it when the test ends.
 func startWebhook(t *testing.T, args, env []string) *webhook {
 	t.Helper()
-	dir := processDir(t)
-	certs, err := webhookproc.WriteServingCert(dir, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startWebhookWith(t, webhookproc.Options{TLS: certs, Args: args, Env: env})
+	return startWebhookWith(t, webhookproc.Options{Args: args, Env: env})
 }
 
-// startWebhookWith fills in the binary, kubeconfig (unless set) and log of opts.
+// startWebhookWith starts the webhook with opts (see harness.StartWebhook).
 func startWebhookWith(t *testing.T, opts webhookproc.Options) *webhook {
 	t.Helper()
-	opts.Binary = suite.binary
 	// Drills that are not about shutdown need not wait the 5s default delay when they stop;
 	// later arguments override this one.
 	opts.Args = append([]string{"--shutdown-delay=0s"}, opts.Args...)
-	if opts.Kubeconfig == "" {
-		opts.Kubeconfig = suite.cp.KubeconfigPath()
-	}
-	opts.LogPath = filepath.Join(processDir(t), "webhook.log")
 	opts.StopTimeout = 15 * time.Second
-	p, err := webhookproc.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			t.Errorf("stop webhook: %v", err)
-		}
-	})
-	if err := p.WaitReady(t.Context(), readyTimeout); err != nil {
-		t.Fatal(err)
-	}
-	return &webhook{Process: p, tls: opts.TLS}
+	p := suite.StartWebhook(t, opts)
+	return &webhook{Process: p, tls: p.Options().TLS}
 }
 
 // iamEnv configures the real AWS SDK in the webhook the way users do, through the
-// environment, pointed at the local IAM endpoint. The key is registered with it: its STS
-// verifies GetCallerIdentity's signature, which tells the webhook its account.
+// environment, pointed at the local IAM endpoint, with the given secret key (registered with
+// it: its STS verifies GetCallerIdentity's signature, which tells the webhook its account).
 func iamEnv(t *testing.T, iam *iamserver.Server, secretAccessKey string) []string {
-	dir := testDir(t)
-	iam.AddAccessKey("AKIDRELIABILITY", secretAccessKey)
-	return []string{
-		"AWS_ENDPOINT_URL=" + iam.URL(), "AWS_ACCESS_KEY_ID=AKIDRELIABILITY", "AWS_SECRET_ACCESS_KEY=" + secretAccessKey,
-		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "AWS_PROFILE=",
-		"AWS_CONFIG_FILE=" + filepath.Join(dir, "aws-config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "aws-credentials"),
-	}
+	return iam.ClientEnv(suite.TestDir(t), "AKIDRELIABILITY", secretAccessKey)
 }
 
 // newIAM starts a local IAM endpoint for one test.
@@ -233,7 +129,7 @@ func trustPolicy(t *testing.T, role, ns, sa string) string {
 // Terminating, so namespaces are left behind with the throwaway control plane.
 func drillNamespace(t *testing.T, drill string) string {
 	t.Helper()
-	ns, err := suite.admin.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+	ns, err := suite.Admin.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		GenerateName: "rel-" + drill + "-", Labels: map[string]string{drillLabel: drill},
 	}}, metav1.CreateOptions{})
 	if err != nil {
@@ -254,35 +150,36 @@ func registerPodWebhook(t *testing.T, drill string, w *webhook) *admissionregist
 	t.Helper()
 	cfg := webhookproc.PodWebhookConfiguration("irsa-rel-"+drill, w.URL(webhookproc.PodPath), w.tls.CAPEM, admissionregistrationv1.Fail)
 	cfg.Webhooks[0].NamespaceSelector = drillSelector(drill)
-	created, err := suite.admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(t.Context(), cfg, metav1.CreateOptions{})
+	created, err := suite.Admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(t.Context(), cfg, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("register pod webhook: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = suite.admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), cfg.Name, metav1.DeleteOptions{})
+		_ = suite.Admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), cfg.Name, metav1.DeleteOptions{})
 	})
 	ns := drillNamespace(t, drill)
-	createServiceAccount(t, suite.admin, ns, "probe", testRoleARN)
+	createServiceAccount(t, suite.Admin, ns, "probe", testRoleARN)
 	waitMutating(t, ns, "probe", w)
 	return created
 }
 
 // registerServiceAccountWebhook registers w's trust check for the namespaces of drill.
-func registerServiceAccountWebhook(t *testing.T, drill string, w *webhook) {
+func registerServiceAccountWebhook(t *testing.T, drill string, w *webhook) *admissionregistrationv1.ValidatingWebhookConfiguration {
 	t.Helper()
 	cfg := webhookproc.ServiceAccountWebhookConfiguration("irsa-rel-"+drill, w.URL(webhookproc.ServiceAccountPath), w.tls.CAPEM, admissionregistrationv1.Fail)
 	cfg.Webhooks[0].NamespaceSelector = drillSelector(drill)
-	if _, err := suite.admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(t.Context(), cfg, metav1.CreateOptions{}); err != nil {
+	created, err := suite.Admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(t.Context(), cfg, metav1.CreateOptions{})
+	if err != nil {
 		t.Fatalf("register serviceaccount webhook: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = suite.admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), cfg.Name, metav1.DeleteOptions{})
+		_ = suite.Admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), cfg.Name, metav1.DeleteOptions{})
 	})
 	// Wait until the API server calls it: a dry-run ServiceAccount with a role gets a warning
 	// (or a denial) from the trust check, whatever IAM says.
 	ns := drillNamespace(t, drill)
 	cs, warnings := warningClient(t)
-	err := poll(t.Context(), readyTimeout, func() (bool, string) {
+	err = poll(t.Context(), readyTimeout, func() (bool, string) {
 		_, err := cs.CoreV1().ServiceAccounts(ns).Create(t.Context(), serviceAccount("probe", "arn:aws:iam::"+testAccount+":role/Probe"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if len(warnings.Take("")) > 0 || (err != nil && strings.Contains(err.Error(), "irsa-webhook")) {
 			return true, ""
@@ -292,13 +189,14 @@ func registerServiceAccountWebhook(t *testing.T, drill string, w *webhook) {
 	if err != nil {
 		t.Fatalf("the API server does not call the trust check: %v%s", err, w.LogTail())
 	}
+	return created
 }
 
 // waitMutating polls dry-run pod creations in ns with sa until the webhook mutates them.
 func waitMutating(t *testing.T, ns, sa string, w *webhook) {
 	t.Helper()
 	err := poll(t.Context(), readyTimeout, func() (bool, string) {
-		p, err := suite.admin.CoreV1().Pods(ns).Create(t.Context(), simplePod("probe", sa), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		p, err := suite.Admin.CoreV1().Pods(ns).Create(t.Context(), simplePod("probe", sa), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		switch {
 		case err != nil:
 			return false, err.Error()
@@ -312,31 +210,15 @@ func waitMutating(t *testing.T, ns, sa string, w *webhook) {
 	}
 }
 
-// poll calls cond every pollEvery until it is true or timeout passes; the error holds cond's
-// last explanation.
-func poll(ctx context.Context, timeout time.Duration, cond func() (bool, string)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		ok, why := cond()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not within %v: %s", timeout, why)
-		case <-time.After(pollEvery):
-		}
-	}
-}
-
-func serviceAccount(name, role string) *corev1.ServiceAccount {
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if role != "" {
-		sa.Annotations = map[string]string{roleAnnotation: role}
-	}
-	return sa
-}
+// Short names for the harness's helpers, used throughout this package.
+var (
+	roleAnnotation = harness.RoleAnnotation
+	poll           = harness.Poll
+	serviceAccount = harness.ServiceAccount
+	simplePod      = harness.SimplePod
+	hasEnv         = harness.HasEnv
+	hasTokenVolume = harness.HasTokenVolume
+)
 
 func createServiceAccount(t *testing.T, cs kubernetes.Interface, ns, name, role string) {
 	t.Helper()
@@ -345,36 +227,9 @@ func createServiceAccount(t *testing.T, cs kubernetes.Interface, ns, name, role 
 	}
 }
 
-// simplePod is a pod with one container running as sa.
-func simplePod(name, sa string) *corev1.Pod {
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PodSpec{
-			ServiceAccountName: sa,
-			Containers:         []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}},
-		},
-	}
-}
-
-func hasEnv(c corev1.Container, name string) bool {
-	return slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
-}
-
-func hasTokenVolume(p *corev1.Pod) bool {
-	return slices.ContainsFunc(p.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == irsa.VolumeName })
-}
-
 // warningClient returns an admin clientset whose warnings are collected.
-func warningClient(t *testing.T) (*kubernetes.Clientset, *controlplane.Warnings) {
-	t.Helper()
-	w := &controlplane.Warnings{}
-	cfg := suite.cp.Config()
-	cfg.WarningHandler = w
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs, w
+func warningClient(*testing.T) (*kubernetes.Clientset, *controlplane.Warnings) {
+	return suite.WarningClient()
 }
 
 // Direct admission requests, as the API server sends them.

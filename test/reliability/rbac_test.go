@@ -79,7 +79,7 @@ func renderChart(t *testing.T) []runtime.Object {
 	if err != nil {
 		t.Fatal(err)
 	}
-	home := testDir(t)
+	home := suite.TestDir(t)
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(helmBinary(t), "template", chartRelease, filepath.Join(root, "deploy", "charts", "irsa-webhook"), "--namespace", chartNamespace)
 	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
@@ -112,7 +112,7 @@ func applyRBAC(t *testing.T, objs []runtime.Object) *appsv1.Deployment {
 			t.Fatalf("create %s: %v", what, err)
 		}
 	}
-	_, err := suite.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: chartNamespace}}, metav1.CreateOptions{})
+	_, err := suite.Admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: chartNamespace}}, metav1.CreateOptions{})
 	ignoreExists("namespace", err)
 	applied := map[string]int{}
 	var deploy *appsv1.Deployment
@@ -120,17 +120,17 @@ func applyRBAC(t *testing.T, objs []runtime.Object) *appsv1.Deployment {
 		var err error
 		switch o := obj.(type) {
 		case *corev1.ServiceAccount:
-			_, err = suite.admin.CoreV1().ServiceAccounts(chartNamespace).Create(ctx, o, metav1.CreateOptions{})
+			_, err = suite.Admin.CoreV1().ServiceAccounts(chartNamespace).Create(ctx, o, metav1.CreateOptions{})
 		case *corev1.Secret:
-			_, err = suite.admin.CoreV1().Secrets(chartNamespace).Create(ctx, o, metav1.CreateOptions{})
+			_, err = suite.Admin.CoreV1().Secrets(chartNamespace).Create(ctx, o, metav1.CreateOptions{})
 		case *rbacv1.ClusterRole:
-			_, err = suite.admin.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
+			_, err = suite.Admin.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
 		case *rbacv1.ClusterRoleBinding:
-			_, err = suite.admin.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
+			_, err = suite.Admin.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
 		case *rbacv1.Role:
-			_, err = suite.admin.RbacV1().Roles(chartNamespace).Create(ctx, o, metav1.CreateOptions{})
+			_, err = suite.Admin.RbacV1().Roles(chartNamespace).Create(ctx, o, metav1.CreateOptions{})
 		case *rbacv1.RoleBinding:
-			_, err = suite.admin.RbacV1().RoleBindings(chartNamespace).Create(ctx, o, metav1.CreateOptions{})
+			_, err = suite.Admin.RbacV1().RoleBindings(chartNamespace).Create(ctx, o, metav1.CreateOptions{})
 		case *appsv1.Deployment:
 			deploy = o
 			continue
@@ -155,7 +155,7 @@ func applyRBAC(t *testing.T, objs []runtime.Object) *appsv1.Deployment {
 // asWebhook is the admin configuration impersonating the chart's ServiceAccount, with the
 // groups the API server gives every ServiceAccount.
 func asWebhook() *rest.Config {
-	cfg := suite.cp.Config()
+	cfg := suite.CP.Config()
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: webhookSA, Groups: webhookGroups}
 	return cfg
 }
@@ -183,9 +183,9 @@ func TestChartRBAC(t *testing.T) {
 			t.Fatalf("create %s: %v", what, err)
 		}
 	}
-	_, err := suite.admin.CoreV1().Secrets(chartNamespace).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other"}, StringData: map[string]string{"k": "v"}}, metav1.CreateOptions{})
+	_, err := suite.Admin.CoreV1().Secrets(chartNamespace).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other"}, StringData: map[string]string{"k": "v"}}, metav1.CreateOptions{})
 	must("other Secret in the webhook's namespace", err)
-	_, err = suite.admin.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}, StringData: map[string]string{"k": "v"}}, metav1.CreateOptions{})
+	_, err = suite.Admin.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}, StringData: map[string]string{"k": "v"}}, metav1.CreateOptions{})
 	must("Secret in another namespace", err)
 	port, err := webhookproc.FreePort()
 	if err != nil {
@@ -199,16 +199,16 @@ func TestChartRBAC(t *testing.T) {
 	other := webhookproc.PodWebhookConfiguration("irsa-rel-rbac-other", base+"/other", nil, admissionregistrationv1.Ignore)
 	other.Webhooks[0].NamespaceSelector = drillSelector("nothing")
 	for _, c := range []*admissionregistrationv1.MutatingWebhookConfiguration{own, other} {
-		_, err := suite.admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, c, metav1.CreateOptions{})
+		_, err := suite.Admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, c, metav1.CreateOptions{})
 		must("MutatingWebhookConfiguration "+c.Name, err)
 	}
-	_, err = suite.admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, ownSA, metav1.CreateOptions{})
+	_, err = suite.Admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, ownSA, metav1.CreateOptions{})
 	must("ValidatingWebhookConfiguration", err)
 	t.Cleanup(func() {
 		bg := context.Background()
-		_ = suite.admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(bg, own.Name, metav1.DeleteOptions{})
-		_ = suite.admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(bg, other.Name, metav1.DeleteOptions{})
-		_ = suite.admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(bg, ownSA.Name, metav1.DeleteOptions{})
+		_ = suite.Admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(bg, own.Name, metav1.DeleteOptions{})
+		_ = suite.Admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(bg, other.Name, metav1.DeleteOptions{})
+		_ = suite.Admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(bg, ownSA.Name, metav1.DeleteOptions{})
 	})
 
 	cs := kubernetes.NewForConfigOrDie(asWebhook())
@@ -259,7 +259,7 @@ func TestChartRBAC(t *testing.T) {
 			return err
 		}},
 		{"update its own Secret", true, func(ctx context.Context) error {
-			s, err := suite.admin.CoreV1().Secrets(chartNamespace).Get(ctx, chartSecret, metav1.GetOptions{})
+			s, err := suite.Admin.CoreV1().Secrets(chartNamespace).Get(ctx, chartSecret, metav1.GetOptions{})
 			if err != nil {
 				return fmt.Errorf("admin get: %w", err)
 			}
@@ -276,7 +276,7 @@ func TestChartRBAC(t *testing.T) {
 		}},
 		// The caBundle is written with a JSON patch (certs/selfmanaged.go): update is unused.
 		{"update its own MutatingWebhookConfiguration", false, func(ctx context.Context) error {
-			c, err := suite.admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, chartFullname, metav1.GetOptions{})
+			c, err := suite.Admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, chartFullname, metav1.GetOptions{})
 			if err != nil {
 				return fmt.Errorf("admin get: %w", err)
 			}
@@ -284,7 +284,7 @@ func TestChartRBAC(t *testing.T) {
 			return err
 		}},
 		{"update its own ValidatingWebhookConfiguration", false, func(ctx context.Context) error {
-			c, err := suite.admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, chartFullname, metav1.GetOptions{})
+			c, err := suite.Admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, chartFullname, metav1.GetOptions{})
 			if err != nil {
 				return fmt.Errorf("admin get: %w", err)
 			}
@@ -333,7 +333,7 @@ func TestChartRBAC(t *testing.T) {
 			return cs.CoreV1().Secrets(chartNamespace).Delete(ctx, chartSecret, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
 		}},
 		{"update another MutatingWebhookConfiguration", false, func(ctx context.Context) error {
-			c, err := suite.admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, other.Name, metav1.GetOptions{})
+			c, err := suite.Admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, other.Name, metav1.GetOptions{})
 			if err != nil {
 				return fmt.Errorf("admin get: %w", err)
 			}
@@ -429,8 +429,8 @@ func TestChartRBAC(t *testing.T) {
 // identity and rights only.
 func runWithChartRights(t *testing.T, deploy *appsv1.Deployment, ns string, port int, mutatingName string) {
 	ctx := t.Context()
-	dir := testDir(t)
-	kc, err := clientcmd.LoadFromFile(suite.cp.KubeconfigPath())
+	dir := suite.TestDir(t)
+	kc, err := clientcmd.LoadFromFile(suite.CP.KubeconfigPath())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,11 +477,11 @@ func runWithChartRights(t *testing.T, deploy *appsv1.Deployment, ns string, port
 	})
 	t.Logf("ready with the chart's args: %q", args)
 
-	sec, err := suite.admin.CoreV1().Secrets(chartNamespace).Get(ctx, chartSecret, metav1.GetOptions{})
+	sec, err := suite.Admin.CoreV1().Secrets(chartNamespace).Get(ctx, chartSecret, metav1.GetOptions{})
 	if err != nil || len(sec.Data["tls.crt"]) == 0 || len(sec.Data["ca.crt"]) == 0 {
 		t.Errorf("the webhook did not fill its Secret (err %v, keys %v)", err, keys(sec))
 	}
-	cfg, err := suite.admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mutatingName, metav1.GetOptions{})
+	cfg, err := suite.Admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mutatingName, metav1.GetOptions{})
 	if err != nil || len(cfg.Webhooks[0].ClientConfig.CABundle) == 0 {
 		t.Fatalf("the webhook did not write its caBundle: %v", err)
 	}
@@ -520,8 +520,8 @@ func metricsCallers(t *testing.T, ns string) (scraper, stranger string) {
 	t.Helper()
 	ctx := t.Context()
 	token := func(name string) string {
-		createServiceAccount(t, suite.admin, ns, name, "")
-		tr, err := suite.admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		createServiceAccount(t, suite.Admin, ns, name, "")
+		tr, err := suite.Admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatalf("token of %s/%s: %v", ns, name, err)
 		}
@@ -533,11 +533,11 @@ func metricsCallers(t *testing.T, ns string) (scraper, stranger string) {
 		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: chartFullname + "-metrics-reader"},
 		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "metrics-scraper", Namespace: ns}},
 	}
-	if _, err := suite.admin.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+	if _, err := suite.Admin.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("bind the metrics reader: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = suite.admin.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{})
+		_ = suite.Admin.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{})
 	})
 	return scraper, stranger
 }

@@ -11,12 +11,15 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -112,7 +115,7 @@ func TestTLS(t *testing.T) {
 			{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"},
 		} {
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			cmd := exec.CommandContext(ctx, suite.binary, "serve", "--kubeconfig="+suite.cp.KubeconfigPath(),
+			cmd := exec.CommandContext(ctx, suite.Binary, "serve", "--kubeconfig="+suite.CP.KubeconfigPath(),
 				"--tls-cert-file="+def.tls.CertFile, "--tls-key-file="+def.tls.KeyFile, "--bind-address=127.0.0.1",
 				"--port=0", "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
 				"--tls-cipher-suites="+tc.suites)
@@ -172,8 +175,10 @@ func randomSecret(t *testing.T, prefix string) string {
 
 // TestLogsHoldNoSecrets runs a scenario full of secrets at --log-level=debug: pods with
 // secret-looking env values and annotations, a TokenRequest token in a pod, trust checks with
-// findings, IAM failures, malformed requests. No log line may hold a token, an env value, a
-// secret annotation value or a whole object.
+// findings, IAM failures, malformed requests. No log line, admission warning or Event note
+// may hold a token, an env value, a secret annotation value or a whole object. The log must
+// hold every line the debug level promises (one per failed trust check, one per malformed
+// request), and the warnings and Events must have been written, or the check proves nothing.
 func TestLogsHoldNoSecrets(t *testing.T) {
 	iam := newIAM(t)
 	ownKey := randomSecret(t, "webhook-own-aws-secret-")
@@ -183,6 +188,12 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	ns := drillNamespace(t, "logs")
 	ctx := t.Context()
 	cs, warns := warningClient(t)
+	var warnings []string // every admission warning of the drill
+	takeWarnings := func() []string {
+		w := warns.Take("")
+		warnings = append(warnings, w...)
+		return w
+	}
 
 	secrets := map[string]string{
 		"the webhook's own AWS secret key": ownKey,
@@ -204,8 +215,8 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	iam.SetFault(iamserver.CodeThrottling)
 	createServiceAccount(t, cs, ns, "throttled", "arn:aws:iam::"+testAccount+":role/Throttled")
 	iam.SetFault("")
-	if n := len(warns.Take("")); n < 3 {
-		t.Fatalf("%d trust-check warnings, want one per ServiceAccount with findings", n)
+	if n := len(takeWarnings()); n != 3 {
+		t.Fatalf("%d trust-check warnings, want one per ServiceAccount with findings (3)", n)
 	}
 	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "app", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{controlplane.AudienceSTS}}}, metav1.CreateOptions{})
 	if err != nil {
@@ -241,6 +252,9 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	if _, err := cs.CoreV1().Pods(ns).Create(ctx, secretPod("no-role", "throttled"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if n := len(takeWarnings()); n != 3 {
+		t.Errorf("%d warnings for the 3 pods through the API server, want one each (invalid token expiration)", n)
+	}
 	got, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "app", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -249,31 +263,50 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	if _, err := cs.CoreV1().ServiceAccounts(ns).Update(ctx, got, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if n := len(takeWarnings()); n != 1 {
+		t.Errorf("%d warnings for the role change, want 1 (the new role does not exist)", n)
+	}
 	// Straight to the webhook: a pod whose ServiceAccount does not exist (live GET), an
 	// object that does not decode, and bodies that are not reviews, each holding secrets.
 	client := newReviewClient(w.URL(webhookproc.PodPath), true, w.tls.CAPEM)
 	defer client.close()
-	if _, err := client.mutate(ctx, ns, secretPod("missing-sa", "nobody")); err == nil || !strings.Contains(err.Error(), "not mutated") {
+	a, err := client.mutate(ctx, ns, secretPod("missing-sa", "nobody"))
+	if err == nil || !strings.Contains(err.Error(), "not mutated") {
 		t.Errorf("pod of a missing ServiceAccount: %v, want admitted unchanged", err)
 	}
+	warnings = append(warnings, a.warnings...)
 	uid, body := podReview(ns, secretPod("bad-object", "app"))
 	bad := strings.Replace(string(body), `"containers":[`, `"containers":"`+secrets["env DB_PASSWORD"]+`","x":[`, 1)
-	if a, err := client.post(ctx, uid, []byte(bad)); err != nil || !a.allowed || a.patched {
+	if a, err = client.post(ctx, uid, []byte(bad)); err != nil || !a.allowed || a.patched {
 		t.Errorf("undecodable pod: %+v, %v; want allowed unchanged", a, err)
 	}
-	for _, body := range []string{
+	warnings = append(warnings, a.warnings...)
+	malformed := []string{
 		`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"x","object":` + secrets["env AWS_SECRET_ACCESS_KEY"] + `}}`,
 		strings.Replace(string(body), "admission.k8s.io/v1", "admission.k8s.io/v1beta1", 1), // what old API servers send
 		string(body[:len(body)/2]), // cut short inside the pod
 		token,
-	} {
+	}
+	for _, body := range malformed {
 		if _, err := client.post(ctx, "x", []byte(body)); err == nil || !strings.Contains(err.Error(), "HTTP 400") {
 			t.Errorf("malformed request: %v, want HTTP 400", err)
 		}
 	}
-	// Events are written asynchronously; the trust check's debug lines come with its answer.
+	// Events are written asynchronously, once their ServiceAccount is stored: one for each of
+	// the three ServiceAccounts created with findings (the role change's joins app's as a
+	// repeat of the same reason).
+	var notes []string
+	if err := poll(ctx, 30*time.Second, func() (bool, string) {
+		notes = eventNotes(t, ns)
+		return len(notes) >= 3, fmt.Sprintf("%d Events: %q", len(notes), notes)
+	}); err != nil {
+		t.Errorf("trust-check Events: %v", err)
+	}
+	// The trust check's debug lines come with its answer: the probe of
+	// registerServiceAccountWebhook, app, ghost, throttled and the role change.
+	const wantTrustFailed = 5
 	lines := logLines(t, w.LogPath())
-	debug, trustFailed := 0, 0
+	debug, trustFailed, rejected := 0, 0, 0
 	for _, l := range lines {
 		if strings.Contains(l, `"level":"debug"`) {
 			debug++
@@ -281,9 +314,13 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		if strings.Contains(l, "trust check failed") {
 			trustFailed++
 		}
+		if strings.Contains(l, "rejected malformed admission request") {
+			rejected++
+		}
 	}
-	if debug == 0 || trustFailed < 3 {
-		t.Fatalf("the log has %d debug lines and %d \"trust check failed\" lines: --log-level=debug did not take effect, so this check would prove nothing", debug, trustFailed)
+	if debug == 0 || trustFailed != wantTrustFailed || rejected != len(malformed) {
+		t.Errorf("the log has %d debug lines, %d \"trust check failed\" lines (want %d) and %d \"rejected malformed admission request\" lines (want %d): the debug level does not log what it promises, and the checks below may prove nothing",
+			debug, trustFailed, wantTrustFailed, rejected, len(malformed))
 	}
 	wholeObject := []string{`"spec":{`, `"containers"`, `"metadata":{`, `"env":[`, `"annotations":{`, `"volumes"`}
 	const maxLine = 2000 // bytes; a whole pod or ServiceAccount would not fit
@@ -305,7 +342,37 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d log lines (%d at debug level, %d trust check failures) checked for %d secret values and %d object markers", len(lines), debug, trustFailed, len(secrets), len(wholeObject))
+	for what, texts := range map[string][]string{"admission warning": warnings, "Event note": notes} {
+		for _, text := range texts {
+			for secret, s := range secrets {
+				if strings.Contains(text, s) {
+					t.Errorf("an %s holds the %s: %s", what, secret, text)
+				}
+			}
+			for _, s := range wholeObject {
+				if strings.Contains(text, s) {
+					t.Errorf("an %s holds (part of) a whole object (%s): %s", what, s, text)
+				}
+			}
+		}
+	}
+	t.Logf("%d log lines (%d at debug level, %d trust check failures, %d malformed requests), %d admission warnings and %d Event notes checked for %d secret values and %d object markers",
+		len(lines), debug, trustFailed, rejected, len(warnings), len(notes), len(secrets), len(wholeObject))
+}
+
+// eventNotes returns the note of every Event in ns (events.k8s.io/v1, which also lists the
+// core/v1 Events' messages).
+func eventNotes(t *testing.T, ns string) []string {
+	t.Helper()
+	list, err := suite.Admin.EventsV1().Events(ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list Events in %s: %v", ns, err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		out = append(out, e.Note)
+	}
+	return out
 }
 
 // TestAllowedRoleAccounts: with --allowed-role-accounts, a role in another account is never
@@ -375,78 +442,165 @@ func TestAllowedRoleAccounts(t *testing.T) {
 	})
 }
 
-// TestExcludedNamespaces: namespaces in --excluded-namespaces are never mutated, even when
-// the webhook configuration's selectors send them, also after the configuration is changed
-// at runtime to send every namespace (kube-system included).
+// TestExcludedNamespaces: namespaces in --excluded-namespaces are never mutated and their
+// ServiceAccounts never trust-checked (no IAM call, no warning, no Event), even when the webhook
+// configurations' selectors send them, also after the configurations are changed at runtime to
+// send every namespace (kube-system included). Each refusal is shown to be the webhook's: the
+// webhook was called for the object (its counters moved), and did nothing.
 func TestExcludedNamespaces(t *testing.T) {
 	const drill = "excluded"
 	ctx := t.Context()
-	excluded, err := suite.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+	excluded, err := suite.Admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		GenerateName: "rel-excluded-ns-", Labels: map[string]string{drillLabel: drill},
 	}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := startWebhook(t, []string{"--trust-check=off", "--excluded-namespaces=kube-system," + excluded.Name}, nil)
-	cfg := registerPodWebhook(t, drill, w)
+	iam := newIAM(t)
+	// Explicit flags: the test does not depend on the default list.
+	w := startWebhook(t, []string{"--trust-check=warn", "--excluded-namespaces=kube-system," + excluded.Name}, iamEnv(t, iam, "excluded-drill-secret"))
+	podCfg := registerPodWebhook(t, drill, w)
+	saCfg := registerServiceAccountWebhook(t, drill, w)
 	normal := drillNamespace(t, drill)
 	for _, ns := range []string{normal, excluded.Name, metav1.NamespaceSystem} {
-		createServiceAccount(t, suite.admin, ns, "irsa-rel-app", testRoleARN)
+		createServiceAccount(t, suite.Admin, ns, "irsa-rel-app", testRoleARN)
 	}
 	t.Cleanup(func() {
-		_ = suite.admin.CoreV1().ServiceAccounts(metav1.NamespaceSystem).Delete(context.Background(), "irsa-rel-app", metav1.DeleteOptions{})
+		_ = suite.Admin.CoreV1().ServiceAccounts(metav1.NamespaceSystem).Delete(context.Background(), "irsa-rel-app", metav1.DeleteOptions{})
 	})
-	excludedCalls := func() float64 {
-		return metricSum(scrape(t, w.MetricsURL()), "irsa_webhook_pod_mutations_total", `outcome="excluded_namespace"`)
+	counters := func() (excludedPods, saRequests, trustChecks float64) {
+		m := scrape(t, w.MetricsURL())
+		return metricSum(m, "irsa_webhook_pod_mutations_total", `outcome="excluded_namespace"`),
+			metricSum(m, "irsa_webhook_admission_requests_total", `webhook="serviceaccount"`),
+			metricSum(m, "irsa_webhook_trust_checks_total")
 	}
 	// checkPod creates a pod in ns and wants it mutated or left alone; a pod left alone must
 	// have reached the webhook (the excluded-namespace counter rose), so that the webhook,
 	// not a selector, refused it.
 	checkPod := func(t *testing.T, ns, name string, wantMutated bool) {
 		t.Helper()
-		before := excludedCalls()
-		p, err := suite.admin.CoreV1().Pods(ns).Create(ctx, simplePod(name, "irsa-rel-app"), metav1.CreateOptions{})
+		before, _, _ := counters()
+		p, err := suite.Admin.CoreV1().Pods(ns).Create(ctx, simplePod(name, "irsa-rel-app"), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatalf("create pod in %s: %v", ns, err)
 		}
 		if ns == metav1.NamespaceSystem {
-			t.Cleanup(func() { _ = suite.admin.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{}) })
+			t.Cleanup(func() { _ = suite.Admin.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{}) })
 		}
 		mutated := hasEnv(p.Spec.Containers[0], irsa.EnvRoleARN) || hasTokenVolume(p)
+		after, _, _ := counters()
 		switch {
 		case mutated != wantMutated:
 			t.Errorf("pod in %s: mutated %v, want %v", ns, mutated, wantMutated)
-		case !wantMutated && excludedCalls()-before != 1:
-			t.Errorf("pod in %s: the webhook's excluded_namespace count rose by %v, want 1 (the webhook must have been called and refused)", ns, excludedCalls()-before)
+		case !wantMutated && after-before != 1:
+			t.Errorf("pod in %s: the webhook's excluded_namespace count rose by %v, want 1 (the webhook must have been called and refused)", ns, after-before)
 		}
 	}
-	t.Run("control: a namespace not excluded is mutated", func(t *testing.T) {
+	// checkServiceAccount creates a ServiceAccount in ns naming a role that does not exist (a
+	// new one each time: nothing cached): checked, it costs IAM calls and gets a warning, a
+	// trust-check count and (later) an Event; excluded, the webhook is called (its request
+	// count rises by one) and none of that happens.
+	var roles atomic.Int32
+	cs, warns := warningClient(t)
+	type created struct{ ns, name string }
+	var checkedSAs, excludedSAs []created
+	checkServiceAccount := func(t *testing.T, ns, name string, wantChecked bool) {
+		t.Helper()
+		_, requests0, checks0 := counters()
+		calls0 := iam.TotalCalls()
+		warns.Take("")
+		role := fmt.Sprintf("arn:aws:iam::%s:role/ExcludedDrillMissing%d", testAccount, roles.Add(1))
+		if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, serviceAccount(name, role), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create serviceaccount in %s: %v", ns, err)
+		}
+		if ns == metav1.NamespaceSystem {
+			t.Cleanup(func() {
+				_ = suite.Admin.CoreV1().ServiceAccounts(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+			})
+		}
+		got := warns.Take("")
+		_, requests1, checks1 := counters()
+		calls := iam.TotalCalls() - calls0
+		if requests1-requests0 != 1 {
+			t.Errorf("serviceaccount in %s: the webhook answered %v requests, want 1 (it must have been called)", ns, requests1-requests0)
+		}
+		if wantChecked {
+			checkedSAs = append(checkedSAs, created{ns, name})
+			if len(got) != 1 || checks1-checks0 != 1 || calls == 0 {
+				t.Errorf("control: serviceaccount in %s: warnings %q, %v trust checks, %d IAM calls; want 1 warning, 1 check, IAM asked", ns, got, checks1-checks0, calls)
+			}
+			return
+		}
+		excludedSAs = append(excludedSAs, created{ns, name})
+		if len(got) != 0 || checks1 != checks0 || calls != 0 {
+			t.Errorf("serviceaccount in excluded %s: warnings %q, %v trust checks, %d IAM calls; want none", ns, got, checks1-checks0, calls)
+		}
+	}
+	t.Run("control: a namespace not excluded is mutated and checked", func(t *testing.T) {
 		checkPod(t, normal, "control", true)
+		checkServiceAccount(t, normal, "control", true)
 	})
-	t.Run("an excluded namespace the selector sends is left alone", func(t *testing.T) {
+	t.Run("an excluded namespace the selectors send is left alone", func(t *testing.T) {
 		checkPod(t, excluded.Name, "sent", false)
+		checkServiceAccount(t, excluded.Name, "sent", false)
 	})
-	t.Run("configuration changed at runtime to send every namespace", func(t *testing.T) {
-		c, err := suite.admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, cfg.Name, metav1.GetOptions{})
+	t.Run("configurations changed at runtime to send every namespace", func(t *testing.T) {
+		pc, err := suite.Admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, podCfg.Name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{} // every namespace
-		if _, err := suite.admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, c, metav1.UpdateOptions{}); err != nil {
+		pc.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{} // every namespace
+		if _, err := suite.Admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, pc, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		// Wait until the API server uses the new configuration: it sends kube-system.
+		sc, err := suite.Admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, saCfg.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{}
+		if _, err := suite.Admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Update(ctx, sc, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until the API server uses both new configurations: it sends kube-system.
 		if err := poll(ctx, 30*time.Second, func() (bool, string) {
-			before := excludedCalls()
-			_, err := suite.admin.CoreV1().Pods(metav1.NamespaceSystem).Create(ctx, simplePod("probe", "irsa-rel-app"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-			return err == nil && excludedCalls() > before, fmt.Sprintf("kube-system not sent to the webhook yet (err %v)", err)
+			pods0, requests0, _ := counters()
+			dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+			_, perr := suite.Admin.CoreV1().Pods(metav1.NamespaceSystem).Create(ctx, simplePod("probe", "irsa-rel-app"), dry)
+			_, serr := suite.Admin.CoreV1().ServiceAccounts(metav1.NamespaceSystem).Create(ctx, serviceAccount("irsa-rel-probe", testRoleARN), dry)
+			pods1, requests1, _ := counters()
+			return perr == nil && serr == nil && pods1 > pods0 && requests1 > requests0,
+				fmt.Sprintf("kube-system not sent to both webhooks yet (pod: %v, serviceaccount: %v)", perr, serr)
 		}); err != nil {
 			t.Fatal(err)
 		}
 		checkPod(t, metav1.NamespaceSystem, "irsa-rel-sent", false)
+		checkServiceAccount(t, metav1.NamespaceSystem, "irsa-rel-sent", false)
 		checkPod(t, excluded.Name, "sent-after-update", false)
+		checkServiceAccount(t, excluded.Name, "sent-after-update", false)
 		checkPod(t, normal, "control-after-update", true)
+		checkServiceAccount(t, normal, "control-after-update", true)
 	})
+	// Events are written once the ServiceAccount is stored: wait for the controls' Events,
+	// written after the excluded ServiceAccounts were created, then want none of those.
+	hasEvent := func(c created) bool {
+		list, err := suite.Admin.EventsV1().Events(c.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatalf("list Events in %s: %v", c.ns, err)
+		}
+		return slices.ContainsFunc(list.Items, func(e eventsv1.Event) bool {
+			return e.Regarding.Kind == "ServiceAccount" && e.Regarding.Name == c.name
+		})
+	}
+	for _, c := range checkedSAs {
+		if err := poll(ctx, 30*time.Second, func() (bool, string) { return hasEvent(c), "no Event" }); err != nil {
+			t.Errorf("control: serviceaccount %s/%s: %v", c.ns, c.name, err)
+		}
+	}
+	for _, c := range excludedSAs {
+		if hasEvent(c) {
+			t.Errorf("serviceaccount %s/%s in an excluded namespace got an Event", c.ns, c.name)
+		}
+	}
 	if code, _, err := webhookproc.Get(ctx, w.HealthURL("/readyz")); err != nil || code != http.StatusOK {
 		t.Errorf("webhook not ready after the drill: %d %v", code, err)
 	}
