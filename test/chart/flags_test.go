@@ -150,29 +150,40 @@ func stripExtraArgs(args []string, v values) []string {
 	return args[:len(args)-len(extra)]
 }
 
+// chartDefault is what the chart passes for a flag with default values, and why it is not the
+// binary's default.
+type chartDefault struct{ value, why string }
+
 // chartSpecific are the flags whose chart default intentionally differs from the binary's,
 // because the chart knows the names of the objects it creates.
-func chartSpecific() map[string]string {
-	return map[string]string{
-		"excluded-namespaces":              "the chart adds its release namespace",
-		"cert-mode":                        "the chart manages certificates (self-managed); the bare binary reads files",
-		"cert-secret-name":                 "the Secret the chart creates",
-		"cert-namespace":                   "the release namespace",
-		"cert-service-name":                "the Service the chart creates",
-		"mutating-webhook-configuration":   "the configuration the chart creates",
-		"validating-webhook-configuration": "the configuration the chart creates",
-		"config-map-namespace":             "the release namespace",
+func chartSpecific() map[string]chartDefault {
+	return map[string]chartDefault{
+		"excluded-namespaces":              {"kube-system," + namespace, "the chart adds its release namespace"},
+		"cert-mode":                        {"self-managed", "the chart manages certificates (self-managed); the bare binary reads files"},
+		"cert-secret-name":                 {fullname + "-tls", "the Secret the chart creates"},
+		"cert-namespace":                   {namespace, "the release namespace"},
+		"cert-service-name":                {fullname, "the Service the chart creates"},
+		"mutating-webhook-configuration":   {fullname, "the configuration the chart creates"},
+		"validating-webhook-configuration": {fullname, "the configuration the chart creates"},
+		"config-map-namespace":             {namespace, "the release namespace"},
 	}
 }
 
 // TestChartDefaultsMatchBinary checks that with default values the chart passes each flag the
 // binary's own default (so that values.yaml documents the binary's behaviour), apart from the
-// deployment-specific flags in chartSpecific.
+// deployment-specific flags in chartSpecific, which must have their chartSpecific value.
+// TestArgs builds on this: its cases start from the default arguments checked here.
 func TestChartDefaultsMatchBinary(t *testing.T) {
 	binary := serveFlags(t)
 	// A pflag Func prints no default.
 	unprinted := map[string]string{"trust-check": string(serviceaccount.Warn)}
-	for name, got := range flagValues(t, args(t, render(t, values{}))) {
+	rendered := flagValues(t, args(t, render(t, values{})))
+	for name, c := range chartSpecific() {
+		if got, ok := rendered[name]; !ok || got != c.value {
+			t.Errorf("--%s: chart default %q (passed: %v), want %q: %s", name, got, ok, c.value, c.why)
+		}
+	}
+	for name, got := range rendered {
 		if _, ok := chartSpecific()[name]; ok {
 			continue
 		}
