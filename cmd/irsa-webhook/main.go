@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -83,8 +85,13 @@ func exitCode(err error, stderr io.Writer) int {
 }
 
 // newRootCommand builds the command tree for one run: every command reads and writes s, and
-// nothing is kept between runs (the tests call run many times in one process).
-func newRootCommand(s streams) *cobra.Command {
+// nothing is kept between runs (the tests call run many times in one process). reference
+// gives serve the reference webhook's defaults (see run).
+func newRootCommand(s streams, reference bool) *cobra.Command {
+	serve := newServeOptions()
+	if reference {
+		serve.useReferenceDefaults()
+	}
 	root := &cobra.Command{
 		Use:   "irsa-webhook",
 		Short: "IAM Roles for Service Accounts for any Kubernetes cluster",
@@ -92,7 +99,11 @@ func newRootCommand(s streams) *cobra.Command {
 
 It injects a pod's AWS web-identity credentials (serve), shows offline what it would inject
 (mutate), checks that IAM roles trust the ServiceAccounts that name them (trust) and explains
-why a pod does or does not get credentials (doctor).`,
+why a pod does or does not get credentials (doctor).
+
+Invoked with flags and no command, as the Deployments of the reference webhook
+(aws/amazon-eks-pod-identity-webhook) invoke it, it runs serve with that webhook's defaults
+(see irsa-webhook serve --help).`,
 		Version:       version,
 		SilenceErrors: true, // exitCode prints the error, once
 		SilenceUsage:  true, // a usage error is one line, not the whole help
@@ -103,7 +114,7 @@ why a pod does or does not get credentials (doctor).`,
 	root.SetErr(s.err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
-		newServeCommand(newServeOptions()),
+		newServeCommand(serve),
 		newMutateCommand(s),
 		newTrustCommand(s),
 		newDoctorCommand(s),
@@ -121,7 +132,14 @@ why a pod does or does not get credentials (doctor).`,
 
 // run executes the command line args (without the program name).
 func run(ctx context.Context, args []string, s streams) error {
-	root := newRootCommand(s)
+	// Flags without a command are a command line written for the reference webhook, which has
+	// no subcommands: serve. Only --help or --version alone keep their top-level meaning.
+	reference := len(args) > 0 && strings.HasPrefix(args[0], "-") &&
+		(len(args) > 1 || !slices.Contains([]string{"-h", "--help", "--version"}, args[0]))
+	root := newRootCommand(s, reference)
+	if reference {
+		args = append([]string{"serve"}, args...)
+	}
 	if len(args) == 0 {
 		root.InitDefaultHelpCmd()
 		root.InitDefaultCompletionCmd()

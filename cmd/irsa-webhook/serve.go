@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"sync/atomic"
 	"time"
 
-	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -20,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -31,18 +34,20 @@ import (
 	"github.com/irsa-webhook/irsa-webhook/webhook/serving"
 )
 
-func newLogger(format string, lvl zapcore.Level) logr.Logger {
+func newLogger(format string, lvl zapcore.Level) *zap.Logger {
 	opts := []crzap.Opts{crzap.Level(lvl), crzap.StacktraceLevel(zapcore.PanicLevel)}
 	if format == "console" {
 		opts = append(opts, crzap.ConsoleEncoder())
 	} else {
 		opts = append(opts, crzap.JSONEncoder())
 	}
-	return crzap.New(opts...)
+	return crzap.NewRaw(opts...)
 }
 
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+// restConfig is the API client's configuration: the kubeconfig's, with the server at
+// masterURL when set; both empty means in-cluster.
+func restConfig(masterURL, kubeconfig string) (*rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags(masterURL, kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig %q: %w", kubeconfig, err)
 	}
@@ -55,23 +60,42 @@ func newServeCommand(o *serveOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve [flags]",
 		Short: "Run the admission webhook",
-		Long: `Runs the admission webhook: pod mutation on ` + podWebhookPath + ` and the ServiceAccount
-trust check on ` + serviceAccountWebhookPath + `, over HTTPS; /metrics and the /healthz and
-/readyz probes on their own addresses. Bad flag values are reported together and exit 2.`,
+		Long: `Runs the admission webhook: pod mutation on ` + podWebhookPath + ` (and on ` + referencePodWebhookPath + `, the
+reference webhook's path) and the ServiceAccount trust check on ` + serviceAccountWebhookPath + `,
+over HTTPS; /metrics and the /healthz and /readyz probes on their own addresses (the probes on
+the webhook's port too). Bad flag values are reported together and exit 2.
+
+The reference webhook's flags are accepted too (hidden here; see ` + migratingDoc + `): those
+with an equivalent set it and log a deprecation line, those that tune what this binary does
+its own way are ignored with a warning, and those asking for what it lacks stop start-up.
+Invoked with flags and no subcommand, as the reference's Deployments do, irsa-webhook runs
+serve with the reference's defaults: --port ` + strconv.Itoa(referencePort) + `, --tls-cert-file ` + referenceTLSCertFile + `,
+--tls-key-file ` + referenceTLSKeyFile + `, metrics on :` + strconv.Itoa(referenceMetricsPort) + `, no separate probe port.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.reference.version {
+				fmt.Fprintf(cmd.OutOrStdout(), "irsa-webhook %s (commit %s)\n", version, commit)
+				return nil
+			}
+			return runServe(cmd.Context(), o)
+		},
 	}
 	o.addFlags(cmd.Flags())
 	return cmd
 }
 
 func runServe(ctx context.Context, o *serveOptions) error {
-	if err := o.validate(); err != nil {
+	if err := o.validate(o.reference.apply(o)...); err != nil {
 		return err
 	}
-	log := newLogger(o.logFormat, o.zapLevel())
+	raw := newLogger(o.logFormat, o.zapLevel())
+	log := zapr.NewLogger(raw)
 	ctrl.SetLogger(log)
-	cfg, err := restConfig(o.kubeconfig)
+	if o.referenceDefaults {
+		log.Info("no subcommand: serving with the reference webhook's defaults", "port", o.port, "tlsCertFile", o.tlsCertFile, "metricsBindAddress", o.metricsAddress)
+	}
+	o.reference.logNotices(raw)
+	cfg, err := restConfig(o.kubeAPI, o.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -116,6 +140,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
+	// Every readiness check is served on the webhook's port too (see readyChecks).
+	ready := &readyChecks{Manager: mgr, checks: map[string]healthz.Checker{}}
+	mgr = ready
 	if err := mgr.Add(certSource); err != nil {
 		return fmt.Errorf("add serving certificate source: %w", err)
 	}
@@ -138,7 +165,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		Log:                log.WithName("pod"),
 	}
 	srv := mgr.GetWebhookServer()
-	srv.Register(podWebhookPath, admission.NewServer[pod.Pod]("pod", podHandler, log, m))
+	podServer := admission.NewServer[pod.Pod]("pod", podHandler, log, m)
+	srv.Register(podWebhookPath, podServer)
+	srv.Register(referencePodWebhookPath, podServer)
 	if o.trust.mode != serviceaccount.Off {
 		saHandler, deps, err := o.trust.handler(ctx, cfg, o.defaults, trustMetrics, metrics.Registry, log.WithName("trust"))
 		if err != nil {
@@ -178,6 +207,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}); err != nil {
 		return err
 	}
+	// As the reference, which has no probe port, the probes are on the webhook's port too.
+	srv.Register("/healthz", http.StripPrefix("/healthz", &healthz.Handler{Checks: map[string]healthz.Checker{"ping": healthz.Ping}}))
+	srv.Register("/readyz", http.StripPrefix("/readyz", &healthz.Handler{Checks: ready.checks}))
 	// On SIGTERM: not ready at once, keep serving for the shutdown delay while endpoints
 	// and the API server catch up, then stop (in-flight requests get the grace period).
 	var draining atomic.Bool
@@ -211,6 +243,19 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// readyChecks is the manager, keeping a copy of the readiness checks added to it so that they
+// can be served on the webhook's port as well as on the probe port. Checks are added before
+// the manager starts; the map is only read after.
+type readyChecks struct {
+	manager.Manager
+	checks map[string]healthz.Checker
+}
+
+func (r *readyChecks) AddReadyzCheck(name string, check healthz.Checker) error {
+	r.checks[name] = check
+	return r.Manager.AddReadyzCheck(name, check)
 }
 
 // metricsOptions serve /metrics (and pprof, when enabled) over HTTPS behind Kubernetes

@@ -232,7 +232,7 @@ func runTrustAudit(ctx context.Context, o *trustAuditOptions, s streams) error {
 	if err := joinProblems(errs); err != nil {
 		return err
 	}
-	cfg, err := restConfig(kubeconfig)
+	cfg, err := restConfig("", kubeconfig)
 	if err != nil {
 		return err
 	}

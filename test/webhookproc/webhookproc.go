@@ -139,6 +139,10 @@ type Options struct {
 	StopTimeout time.Duration
 	// Env is added to this process's environment (e.g. AWS_ENDPOINT_URL for a local IAM).
 	Env []string
+	// Exact, when set, are the process's whole arguments, instead of serve, the standard flags
+	// and Args: a command line written for the reference webhook, say. Port must then be the
+	// HTTPS port it sets (for URL); the probe and metrics ports are the caller's business.
+	Exact []string
 }
 
 // Process is a running `irsa-webhook serve`.
@@ -154,11 +158,17 @@ type Process struct {
 // Start starts the webhook with the standard flags (loopback only, JSON logs) followed by
 // opts.Args. It returns once the process runs; use WaitReady to wait for /readyz.
 func Start(opts Options) (*Process, error) {
-	if opts.Binary == "" || opts.Kubeconfig == "" || opts.TLS.CertFile == "" || opts.TLS.KeyFile == "" || opts.LogPath == "" {
-		return nil, errors.New("start irsa-webhook: Binary, Kubeconfig, TLS files and LogPath are required")
-	}
 	if opts.StopTimeout == 0 {
 		opts.StopTimeout = defaultStopTimeout
+	}
+	if opts.Exact != nil {
+		if opts.Binary == "" || opts.Port == 0 || opts.LogPath == "" {
+			return nil, errors.New("start irsa-webhook: Binary, Port and LogPath are required")
+		}
+		return start(opts, opts.Exact)
+	}
+	if opts.Binary == "" || opts.Kubeconfig == "" || opts.TLS.CertFile == "" || opts.TLS.KeyFile == "" || opts.LogPath == "" {
+		return nil, errors.New("start irsa-webhook: Binary, Kubeconfig, TLS files and LogPath are required")
 	}
 	free, err := controlplane.FreePorts(3)
 	if err != nil {
@@ -169,7 +179,7 @@ func Start(opts Options) (*Process, error) {
 			*port = free[i]
 		}
 	}
-	args := append([]string{
+	return start(opts, append([]string{
 		"serve",
 		"--kubeconfig=" + opts.Kubeconfig,
 		"--tls-cert-file=" + opts.TLS.CertFile,
@@ -182,8 +192,11 @@ func Start(opts Options) (*Process, error) {
 		"--metrics-secure=false",
 		"--health-probe-bind-address=" + loopback(opts.HealthPort),
 		"--log-format=json",
-	}, opts.Args...)
+	}, opts.Args...))
+}
 
+// start runs the binary with args.
+func start(opts Options, args []string) (*Process, error) {
 	logFile, err := os.OpenFile(opts.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("start irsa-webhook: open log: %w", err)
