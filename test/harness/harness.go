@@ -16,10 +16,14 @@
 package harness
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -124,4 +128,30 @@ func (s *Suite) WarningClient() (*kubernetes.Clientset, *controlplane.Warnings) 
 	cfg := s.CP.Config()
 	cfg.WarningHandler = w
 	return kubernetes.NewForConfigOrDie(cfg), w
+}
+
+// RunBinary runs the suite's irsa-webhook with args and exactly env (nothing of this process's
+// environment), and returns its stdout and exit code; stderr goes to the test log when the exit
+// code is not 0. A binary that cannot be run, or runs past timeout, fails the test.
+func (s *Suite) RunBinary(t testing.TB, timeout time.Duration, env []string, args ...string) (stdout string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.Binary, args...)
+	cmd.Env = env
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), 0
+	case errors.As(err, &ee) && ctx.Err() == nil:
+		if errOut.Len() > 0 {
+			t.Logf("irsa-webhook %s: stderr: %s", args[0], errOut.String())
+		}
+		return out.String(), ee.ExitCode()
+	}
+	t.Fatalf("run irsa-webhook %q: %v\n%s", args, err, errOut.String())
+	return "", -1
 }

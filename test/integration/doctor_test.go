@@ -223,26 +223,8 @@ func annotate(t *testing.T, cs kubernetes.Interface, ns, name, role string) {
 // environment only (no shared files, no instance metadata).
 func runDoctorBinary(t *testing.T, srv *iamserver.Server, args []string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), doctorDeadline)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, suite.binary, append([]string{"doctor", "--kubeconfig", suite.cp.KubeconfigPath(), "--timeout", "5s"}, args...)...)
-	home := t.TempDir()
-	cmd.Env = append(srv.ClientEnv(home, iamserver.DefaultAccessKeyID, iamserver.DefaultSecretAccessKey), "AWS_MAX_ATTEMPTS=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return stdout.String(), 0
-	case errors.As(err, &ee):
-		if stderr.Len() > 0 {
-			t.Logf("stderr: %s", stderr.String())
-		}
-		return stdout.String(), ee.ExitCode()
-	}
-	t.Fatalf("run doctor: %v\n%s", err, stderr.String())
-	return "", -1
+	env := append(srv.ClientEnv(t.TempDir(), iamserver.DefaultAccessKeyID, iamserver.DefaultSecretAccessKey), "AWS_MAX_ATTEMPTS=1")
+	return suite.h.RunBinary(t, doctorDeadline, env, append([]string{"doctor", "--kubeconfig", suite.cp.KubeconfigPath(), "--timeout", "5s"}, args...)...)
 }
 
 // TestTrustAuditStalePods: trust audit lists the running pods whose ServiceAccount names

@@ -1,12 +1,9 @@
 package trustcheck_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -317,22 +314,8 @@ func createDeploymentPod(t *testing.T, deploy *appsv1.Deployment, ns string) *co
 // SDK configured by the environment for the local IAM endpoint.
 func runChainDoctor(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), chainDeadline)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, suite.binary, append([]string{"doctor", "--kubeconfig", suite.cp.KubeconfigPath(), "--timeout", "5s"}, args...)...)
-	cmd.Env = append([]string{"AWS_MAX_ATTEMPTS=1"}, suite.awsEnv...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return stdout.String(), 0
-	case errors.As(err, &ee):
-		return stdout.String(), ee.ExitCode()
-	}
-	t.Fatalf("run doctor: %v\n%s", err, stderr.String())
-	return "", -1
+	env := append([]string{"AWS_MAX_ATTEMPTS=1"}, suite.awsEnv...)
+	return suite.h.RunBinary(t, chainDeadline, env, append([]string{"doctor", "--kubeconfig", suite.cp.KubeconfigPath(), "--timeout", "5s"}, args...)...)
 }
 
 func chainDoctorReport(t *testing.T, args ...string) doctor.Report {
