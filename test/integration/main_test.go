@@ -108,6 +108,8 @@ func setUp() error {
 		return fmt.Errorf("create client: %w", err)
 	}
 	cfg := webhookproc.PodWebhookConfiguration(webhookConfig, suite.webhook.URL(webhookproc.PodPath), suite.tls.CAPEM, admissionregistrationv1.Fail)
+	sel := cfg.Webhooks[0].NamespaceSelector
+	sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{Key: ownWebhookLabel, Operator: metav1.LabelSelectorOpDoesNotExist})
 	if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("register the webhook: %w", err)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
+	admissionv1beta1 "k8s.io/api/admission/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -236,9 +237,19 @@ var decodeOptions = jsonv2.JoinOptions(jsontext.AllowDuplicateNames(true), jsont
 // command reads manifests with it, so that it can never see a pod differently from the webhook.
 func Unmarshal(data []byte, v any) error { return jsonv2.Unmarshal(data, v, decodeOptions) }
 
-// DecodeReview parses and checks an AdmissionReview v1 request body, decoding its
-// objects into T. An envelope that is fine around an object that does not fit T is not an
-// error: the request comes back with ObjectError set.
+// The AdmissionReview versions a webhook configuration may ask for (admissionReviewVersions).
+// Their requests and responses have the same JSON shape, so one decoder and one answer type
+// serve both; the answer carries the request's apiVersion (ServeHTTP copies its TypeMeta), as
+// the API server decodes it into the version it sent. v1beta1 is what the reference webhook's
+// deploy/ files register.
+var (
+	reviewV1      = admissionv1.SchemeGroupVersion.WithKind("AdmissionReview")
+	reviewV1beta1 = admissionv1beta1.SchemeGroupVersion.WithKind("AdmissionReview")
+)
+
+// DecodeReview parses and checks an AdmissionReview request body (admission.k8s.io/v1 or
+// v1beta1), decoding its objects into T. An envelope that is fine around an object that
+// does not fit T is not an error: the request comes back with ObjectError set.
 func DecodeReview[T any](body []byte) (*Review[T], error) {
 	if len(body) == 0 {
 		return nil, fmt.Errorf("request body is empty: want an AdmissionReview")
@@ -257,8 +268,9 @@ func DecodeReview[T any](body []byte) (*Review[T], error) {
 				Namespace: q.Namespace, Operation: q.Operation, DryRun: q.DryRun, ObjectError: err}
 		}
 	}
-	if gvk := rv.GroupVersionKind(); gvk != admissionv1.SchemeGroupVersion.WithKind("AdmissionReview") {
-		return nil, fmt.Errorf("decode AdmissionReview: got apiVersion %.64q kind %.64q, want admission.k8s.io/v1 AdmissionReview", rv.APIVersion, rv.Kind)
+	if gvk := rv.GroupVersionKind(); gvk != reviewV1 && gvk != reviewV1beta1 {
+		return nil, fmt.Errorf("decode AdmissionReview: got apiVersion %.64q kind %.64q, want %s or %s AdmissionReview",
+			rv.APIVersion, rv.Kind, reviewV1.GroupVersion(), reviewV1beta1.GroupVersion())
 	}
 	if rv.Request == nil {
 		return nil, fmt.Errorf("decode AdmissionReview: request is missing")

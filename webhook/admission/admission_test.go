@@ -42,8 +42,11 @@ func TestServeHTTPBadRequests(t *testing.T) {
 		{"json array", http.MethodPost, "application/json", "[]", http.StatusBadRequest, "decode AdmissionReview"},
 		{"truncated json", http.MethodPost, "application/json", validReview[:40], http.StatusBadRequest, "decode AdmissionReview"},
 		{"no request", http.MethodPost, "application/json", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, http.StatusBadRequest, "request is missing"},
-		{"v1beta1", http.MethodPost, "application/json", strings.Replace(validReview, "admission.k8s.io/v1", "admission.k8s.io/v1beta1", 1), http.StatusBadRequest, "want admission.k8s.io/v1 AdmissionReview"},
-		{"wrong kind", http.MethodPost, "application/json", strings.Replace(validReview, `"kind":"AdmissionReview"`, `"kind":"Pod"`, 1), http.StatusBadRequest, "want admission.k8s.io/v1 AdmissionReview"},
+		{"unknown version", http.MethodPost, "application/json", strings.Replace(validReview, "admission.k8s.io/v1", "admission.k8s.io/v2", 1), http.StatusBadRequest, "want admission.k8s.io/v1 or admission.k8s.io/v1beta1 AdmissionReview"},
+		{"other group", http.MethodPost, "application/json", strings.Replace(validReview, "admission.k8s.io/v1", "example.com/v1beta1", 1), http.StatusBadRequest, "want admission.k8s.io/v1 or admission.k8s.io/v1beta1 AdmissionReview"},
+		{"wrong kind", http.MethodPost, "application/json", strings.Replace(validReview, `"kind":"AdmissionReview"`, `"kind":"Pod"`, 1), http.StatusBadRequest, "want admission.k8s.io/v1 or admission.k8s.io/v1beta1 AdmissionReview"},
+		{"v1beta1 without uid", http.MethodPost, "application/json", strings.Replace(strings.Replace(validReview, "admission.k8s.io/v1", "admission.k8s.io/v1beta1", 1), `"uid":"u-1",`, "", 1), http.StatusBadRequest, "request.uid is missing"},
+		{"v1beta1 over the size limit", http.MethodPost, "application/json", `{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","x":"` + strings.Repeat("a", admission.MaxBodyBytes) + `"}`, http.StatusRequestEntityTooLarge, "exceeds"},
 		{"no uid", http.MethodPost, "application/json", strings.Replace(validReview, `"uid":"u-1",`, "", 1), http.StatusBadRequest, "request.uid is missing"},
 		{"over the size limit", http.MethodPost, "application/json", `{"x":"` + strings.Repeat("a", admission.MaxBodyBytes) + `"}`, http.StatusRequestEntityTooLarge, "exceeds"},
 	}
@@ -128,6 +131,55 @@ func TestServeHTTPAnswers(t *testing.T) {
 			}
 			if got := testutil.ToFloat64(m.Requests.WithLabelValues("pod", tc.wantResult)); got != 1 {
 				t.Errorf("metric result %s = %v, want 1", tc.wantResult, got)
+			}
+		})
+	}
+}
+
+// TestServeHTTPReviewVersions: a review of either version the API server can send
+// (admissionReviewVersions v1 or v1beta1, the latter as the reference webhook's deploy/
+// registers it) is answered in the version asked, with the request's UID and the patch.
+func TestServeHTTPReviewVersions(t *testing.T) {
+	patch := []byte(`[{"op":"add","path":"/metadata/labels","value":{"a":"b"}}]`)
+	mutate := admission.HandlerFunc[raw](func(_ context.Context, req *admission.Request[raw]) *admissionv1.AdmissionResponse {
+		r := admission.AllowWithWarnings("w")
+		if req.Namespace == "ns" && req.Operation == admissionv1.Create {
+			r.Patch = patch
+		}
+		return r
+	})
+	for _, version := range []string{"admission.k8s.io/v1", "admission.k8s.io/v1beta1"} {
+		t.Run(version, func(t *testing.T) {
+			m := admission.NewMetrics(nil)
+			s := admission.NewServer("pod", mutate, logr.Discard(), m)
+			body := strings.Replace(validReview, `"apiVersion":"admission.k8s.io/v1"`, `"apiVersion":"`+version+`"`, 1)
+			req := httptest.NewRequest(http.MethodPost, "/mutate", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			// Both versions share the JSON shape of the review and its response.
+			var out admissionv1.AdmissionReview
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+				t.Fatal(err)
+			}
+			if out.APIVersion != version || out.Kind != "AdmissionReview" {
+				t.Errorf("answered as %s %s, want %s AdmissionReview", out.APIVersion, out.Kind, version)
+			}
+			r := out.Response
+			if r == nil || r.UID != "u-1" || !r.Allowed {
+				t.Fatalf("malformed answer %s", rec.Body)
+			}
+			if string(r.Patch) != string(patch) || r.PatchType == nil || *r.PatchType != admissionv1.PatchTypeJSONPatch {
+				t.Errorf("patch = %s (type %v), want %s as JSONPatch", r.Patch, r.PatchType, patch)
+			}
+			if len(r.Warnings) != 1 || r.Warnings[0] != "w" {
+				t.Errorf("warnings = %q, want [w]", r.Warnings)
+			}
+			if got := testutil.ToFloat64(m.Requests.WithLabelValues("pod", admission.ResultMutated)); got != 1 {
+				t.Errorf("mutated metric = %v, want 1", got)
 			}
 		})
 	}
