@@ -62,6 +62,7 @@ func TestGolden(t *testing.T) {
 		"token-expiration-clamped-and-ignored",
 		"token-expiration-above-max",
 		"windows-node-selector",
+		"windows-beta-node-selector",
 		"windows-spec-os",
 		"windows-node-affinity",
 	} {

@@ -49,6 +49,7 @@ var goldenCases = []struct {
 	{name: "skip-containers"},
 	{name: "skip-label"},
 	{name: "windows-node-selector"},
+	{name: "windows-beta-node-selector"},
 	{name: "windows-spec-os"},
 	{name: "windows-node-affinity"},
 	{name: "init-and-native-sidecar"},

@@ -6,6 +6,7 @@
 package pod
 
 import (
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -136,18 +137,28 @@ func hasEnv(c *Container, name string) bool {
 	return false
 }
 
-// osLabel is the well-known node label for the operating system.
-const osLabel = "kubernetes.io/os"
+// osLabels are the node labels for the operating system: the well-known one, and the beta
+// one that older manifests (and the reference webhook) still select on.
+var osLabels = []string{corev1.LabelOSStable, "beta.kubernetes.io/os"}
 
-// IsWindows reports whether the pod can only run on Windows nodes: spec.os.name, the
-// kubernetes.io/os node selector, or a required node affinity whose every term pins
-// kubernetes.io/os In [windows].
+// IsWindows reports whether the pod can only run on Windows nodes: spec.os.name, else a
+// kubernetes.io/os or beta.kubernetes.io/os node selector (windows if either says so), else a
+// required node affinity whose every term pins one of them In [windows].
 func IsWindows(spec *Spec) bool {
 	if spec.OS != nil {
 		return spec.OS.Name == corev1.Windows
 	}
-	if os, ok := spec.NodeSelector[osLabel]; ok {
-		return os == string(corev1.Windows)
+	selected := false
+	for _, l := range osLabels {
+		if os, ok := spec.NodeSelector[l]; ok {
+			if os == string(corev1.Windows) {
+				return true
+			}
+			selected = true
+		}
+	}
+	if selected {
+		return false
 	}
 	if spec.Affinity == nil || spec.Affinity.NodeAffinity == nil || spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
 		return false
@@ -167,7 +178,7 @@ func IsWindows(spec *Spec) bool {
 
 func termRequiresWindows(t corev1.NodeSelectorTerm) bool {
 	for _, r := range t.MatchExpressions {
-		if r.Key == osLabel && r.Operator == corev1.NodeSelectorOpIn && len(r.Values) > 0 {
+		if slices.Contains(osLabels, r.Key) && r.Operator == corev1.NodeSelectorOpIn && len(r.Values) > 0 {
 			for _, v := range r.Values {
 				if v != string(corev1.Windows) {
 					return false
