@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -218,6 +220,38 @@ func TestVerbosity(t *testing.T) {
 			}
 			if got := o.zapLevel(); got != tc.want {
 				t.Errorf("level %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMutateMatchesWebhookGolden runs mutate on golden cases of the pod webhook
+// (webhook/pod/testdata, default flags): it prints the pod the webhook admits (want.yaml)
+// and, on stderr, the webhook's admission warnings (warnings.txt, without the webhook's
+// "irsa-webhook: " prefix).
+func TestMutateMatchesWebhookGolden(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "irsa-webhook") // the default excluded namespace, not the cases'
+	for _, name := range []string{"basic", "existing-volume-and-mounts", "mount-path-conflict", "mount-path-conflict-every-container", "windows-beta-node-selector"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("..", "..", "webhook", "pod", "testdata", name)
+			code, out, errOut := runCmd(t, "", "mutate", "--service-account", filepath.Join(dir, "serviceaccount.yaml"), filepath.Join(dir, "pod.yaml"))
+			if code != 0 {
+				t.Fatalf("code %d; stderr %q", code, errOut)
+			}
+			want, err := os.ReadFile(filepath.Join(dir, "want.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out != string(want) {
+				t.Errorf("stdout differs from %s/want.yaml\n--- want\n%s--- got\n%s", dir, want, out)
+			}
+			warnings, err := os.ReadFile(filepath.Join(dir, "warnings.txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantErr := strings.ReplaceAll(string(warnings), "irsa-webhook: ", "Warning: ")
+			if errOut != wantErr {
+				t.Errorf("stderr differs from %s/warnings.txt\n--- want\n%s--- got\n%s", dir, wantErr, errOut)
 			}
 		})
 	}

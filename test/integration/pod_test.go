@@ -54,6 +54,8 @@ func TestGolden(t *testing.T) {
 		"partition-and-path",
 		"audience-and-default-sa",
 		"existing-volume-and-mounts",
+		"mount-path-conflict",
+		"mount-path-conflict-every-container",
 		"init-and-native-sidecar",
 		"skip-containers",
 		"skip-label",

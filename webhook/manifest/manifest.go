@@ -113,7 +113,9 @@ func Mutate(doc []byte, sa irsa.Object, d irsa.Defaults, out Format) (Result, er
 		cfg, decision, warnings := irsa.ConfigFor(sa, podObj, d)
 		res.Warnings = append(res.Warnings, warnings...)
 		if decision == irsa.Inject {
-			if ops := pod.Mutate(&tmpl.Spec, cfg, path+"/spec"); len(ops) > 0 {
+			ops, ws := pod.Mutate(&tmpl.Spec, cfg, path+"/spec")
+			res.Warnings = append(res.Warnings, ws...)
+			if len(ops) > 0 {
 				if js, err = apply(js, ops); err != nil {
 					return Result{}, err
 				}

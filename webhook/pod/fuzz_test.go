@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -111,7 +112,7 @@ func FuzzMutate(f *testing.F) {
 		if json.Unmarshal(doc, &view) != nil {
 			t.Fatalf("a pod's JSON does not decode into the view: %s", doc)
 		}
-		ops := pod.Mutate(&view.Spec, cfg, "/spec")
+		ops, warnings := pod.Mutate(&view.Spec, cfg, "/spec")
 		raw, err := pod.MarshalPatch(ops)
 		if err != nil {
 			t.Fatal(err)
@@ -133,8 +134,12 @@ func FuzzMutate(f *testing.F) {
 		if err := json.Unmarshal(out, &afterView); err != nil {
 			t.Fatal(err)
 		}
-		if again := pod.Mutate(&afterView.Spec, cfg, "/spec"); len(again) != 0 {
+		again, againWarnings := pod.Mutate(&afterView.Spec, cfg, "/spec")
+		if len(again) != 0 {
 			t.Fatalf("not idempotent: second pass adds %v", again)
+		}
+		if !slices.Equal(warnings, againWarnings) {
+			t.Fatalf("second pass warns %q, first %q", againWarnings, warnings)
 		}
 		var orig corev1.Pod // p as the patched document saw it (JSON drops empty lists)
 		if err := json.Unmarshal(doc, &orig); err != nil {

@@ -39,6 +39,8 @@ var goldenCases = []struct {
 	{name: "partition-and-path"},
 	{name: "audience-and-default-sa"},
 	{name: "existing-volume-and-mounts"},
+	{name: "mount-path-conflict"},
+	{name: "mount-path-conflict-every-container"},
 	{name: "env-pairs-user-set", defaults: func(d *irsa.Defaults) { d.Region = "us-east-1"; d.STSRegionalEndpoint = true }},
 	{name: "region-and-sts-flags", defaults: func(d *irsa.Defaults) { d.Region = "us-west-2"; d.STSRegionalEndpoint = true }},
 	{name: "sts-regional-sa-false", defaults: func(d *irsa.Defaults) { d.STSRegionalEndpoint = true }},
@@ -86,7 +88,9 @@ func TestGolden(t *testing.T) {
 			cfg, decision, pureWarnings := irsa.ConfigFor(sa, irsa.Object{Namespace: p.Metadata.Namespace, Name: p.Metadata.Name, Annotations: p.Metadata.Annotations, Labels: p.Metadata.Labels}, d)
 			var ops []pod.Op
 			if decision == irsa.Inject {
-				ops = pod.Mutate(&p.Spec, cfg, "/spec")
+				var mutateWarnings []string
+				ops, mutateWarnings = pod.Mutate(&p.Spec, cfg, "/spec")
+				pureWarnings = append(pureWarnings, mutateWarnings...)
 			}
 			pureOut := applyOps(t, podJSON, mustJSON(t, ops))
 

@@ -82,7 +82,10 @@ func (h *Handler) handle(ctx context.Context, req *admission.Request[Pod]) (*adm
 	if decision != irsa.Inject {
 		return admission.AllowWithWarnings(warnings...), outcomeOf(decision)
 	}
-	ops := Mutate(spec, cfg, "/spec")
+	ops, mutateWarnings := Mutate(spec, cfg, "/spec")
+	for _, w := range mutateWarnings {
+		warnings = append(warnings, WarningPrefix+w)
+	}
 	if len(ops) == 0 {
 		return admission.AllowWithWarnings(warnings...), OutcomeUnchanged
 	}

@@ -6,6 +6,8 @@
 package pod
 
 import (
+	"fmt"
+	"path"
 	"slices"
 	"strconv"
 
@@ -15,56 +17,135 @@ import (
 )
 
 // Mutate returns the add operations that give every container of spec the role's
-// credentials (spec decoded from the pod's JSON into the Spec view), with paths rooted at specPath ("/spec" for a Pod, "/spec/template/spec"
-// for a Deployment). It never changes spec. Applying its result and calling it again
-// returns nothing (idempotent).
-func Mutate(spec *Spec, cfg irsa.Config, specPath string) []Op {
-	var ops []Op
+// credentials (spec decoded from the pod's JSON into the Spec view), with paths rooted at
+// specPath ("/spec" for a Pod, "/spec/template/spec" for a Deployment), and a warning for
+// each container left without them because it mounts another volume at the token mount path.
+// It never changes spec. Applying its result and calling it again returns nothing
+// (idempotent).
+func Mutate(spec *Spec, cfg irsa.Config, specPath string) (ops []Op, warnings []string) {
 	windows := IsWindows(spec)
-	injected := false
+	tokenVolumes := tokenVolumesAtMountPath(spec, cfg)
+	needVolume := false // some container mounts (or is given a mount of) the webhook's volume
 	for _, set := range []struct {
-		field      string
-		containers []Container
-	}{{"initContainers", spec.InitContainers}, {"containers", spec.Containers}} {
+		field, kind string
+		containers  []Container
+	}{{"initContainers", "init container", spec.InitContainers}, {"containers", "container", spec.Containers}} {
 		for i := range set.containers {
 			c := &set.containers[i]
 			if cfg.Skips(c.Name) {
 				continue
 			}
-			injected = true
+			dir, mounted, conflict := tokenDir(c, cfg, tokenVolumes)
+			if conflict != nil {
+				warnings = append(warnings, fmt.Sprintf("%s %.64q mounts volume %.64q at %s, the token mount path: no AWS credentials injected into it "+
+					"(mount it elsewhere; only a whole projected serviceAccountToken volume with audience %q and path %q is used there as is)",
+					set.kind, c.Name, conflict.Name, cfg.MountPath, cfg.Audience, irsa.TokenFileName))
+				continue
+			}
 			base := specPath + "/" + set.field + "/" + strconv.Itoa(i)
-			ops = appendMount(ops, c, cfg, base)
-			ops = appendEnv(ops, c, cfg, tokenFile(c, cfg, windows), base)
+			switch {
+			case !mounted:
+				ops = appendTo(ops, base+"/volumeMounts", len(c.VolumeMounts) == 0,
+					corev1.VolumeMount{Name: irsa.VolumeName, MountPath: cfg.MountPath, ReadOnly: true})
+				needVolume = true
+			case mountsVolume(c, irsa.VolumeName):
+				needVolume = true
+			}
+			ops = appendEnv(ops, c, cfg, tokenFile(dir, cfg, windows), base)
 		}
 	}
-	if injected && !hasVolume(spec, irsa.VolumeName) {
+	if needVolume && !hasVolume(spec, irsa.VolumeName) {
 		ops = appendTo(ops, specPath+"/volumes", len(spec.Volumes) == 0, tokenVolume(cfg))
 	}
-	return ops
+	return ops, warnings
 }
 
-// tokenFile is where the container finds the token: under its own mount of the token
-// volume when it already has one elsewhere, else under the configured mount path.
-func tokenFile(c *Container, cfg irsa.Config, windows bool) string {
+// tokenDir is the directory where container c finds the token: its own mount of the
+// webhook's volume (by name, wherever it is), else the token mount path. mounted reports that
+// c needs no mount from us: it mounts the webhook's volume, or a volume holding the token at
+// the token mount path. conflict is c's mount at the token mount path of a volume that does
+// not hold the token (see tokenVolumesAtMountPath), or of a part of it (subPath): variables
+// pointing there would name a file that is not the token, and our mount would collide with it.
+func tokenDir(c *Container, cfg irsa.Config, tokenVolumes map[string]bool) (dir string, mounted bool, conflict *VolumeMount) {
+	dir = cfg.MountPath
 	for _, m := range c.VolumeMounts {
-		if m.Name == irsa.VolumeName && m.MountPath != cfg.MountPath {
-			cfg.MountPath = m.MountPath
+		if m.Name == irsa.VolumeName {
+			mounted = true
+			if m.MountPath != cfg.MountPath {
+				dir = m.MountPath
+			}
 		}
 	}
+	if mounted {
+		return dir, true, nil
+	}
+	for i := range c.VolumeMounts {
+		m := &c.VolumeMounts[i]
+		if !samePath(m.MountPath, cfg.MountPath) {
+			continue
+		}
+		if !tokenVolumes[m.Name] || m.SubPath != "" || m.SubPathExpr != "" {
+			return "", false, m
+		}
+		mounted = true
+	}
+	return dir, mounted, nil
+}
+
+// tokenVolumesAtMountPath maps the name of every volume a container mounts at the token
+// mount path (other than the webhook's own) to whether it holds the token the variables name:
+// a projected volume with a serviceAccountToken source of the configured audience at path
+// "token". One pass over the volumes, only when some container mounts one there, so the cost
+// stays linear in the pod's size whatever the numbers of containers and volumes.
+func tokenVolumesAtMountPath(spec *Spec, cfg irsa.Config) map[string]bool {
+	var at map[string]bool
+	for _, cs := range [][]Container{spec.InitContainers, spec.Containers} {
+		for i := range cs {
+			for _, m := range cs[i].VolumeMounts {
+				if m.Name != irsa.VolumeName && samePath(m.MountPath, cfg.MountPath) {
+					if at == nil {
+						at = map[string]bool{}
+					}
+					at[m.Name] = false
+				}
+			}
+		}
+	}
+	if at == nil {
+		return nil
+	}
+	for i := range spec.Volumes {
+		v := &spec.Volumes[i]
+		if _, ok := at[v.Name]; ok {
+			at[v.Name] = holdsToken(v, cfg.Audience)
+		}
+	}
+	return at
+}
+
+// holdsToken reports whether v projects a service-account token for audience at path "token".
+func holdsToken(v *Volume, audience string) bool {
+	if v.Projected == nil {
+		return false
+	}
+	for _, s := range v.Projected.Sources {
+		if t := s.ServiceAccountToken; t != nil && t.Audience == audience && path.Clean(t.Path) == irsa.TokenFileName {
+			return true
+		}
+	}
+	return false
+}
+
+// samePath reports whether two mount paths name the same directory ("/a/b/" is "/a/b").
+func samePath(a, b string) bool { return a == b || path.Clean(a) == path.Clean(b) }
+
+// tokenFile is the token's path in a container that finds it in dir.
+func tokenFile(dir string, cfg irsa.Config, windows bool) string {
+	cfg.MountPath = dir
 	if windows {
 		return cfg.WindowsTokenFile()
 	}
 	return cfg.TokenFile()
-}
-
-func appendMount(ops []Op, c *Container, cfg irsa.Config, base string) []Op {
-	for _, m := range c.VolumeMounts {
-		if m.Name == irsa.VolumeName || m.MountPath == cfg.MountPath {
-			return ops
-		}
-	}
-	return appendTo(ops, base+"/volumeMounts", len(c.VolumeMounts) == 0,
-		corev1.VolumeMount{Name: irsa.VolumeName, MountPath: cfg.MountPath, ReadOnly: true})
 }
 
 // appendEnv adds the variables in pairs: a container that sets either variable of a pair
@@ -122,6 +203,15 @@ func tokenVolume(cfg irsa.Config) corev1.Volume {
 func hasVolume(spec *Spec, name string) bool {
 	for i := range spec.Volumes {
 		if spec.Volumes[i].Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func mountsVolume(c *Container, name string) bool {
+	for i := range c.VolumeMounts {
+		if c.VolumeMounts[i].Name == name {
 			return true
 		}
 	}

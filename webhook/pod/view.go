@@ -32,14 +32,32 @@ type Spec struct {
 	Affinity                 *struct {
 		NodeAffinity *corev1.NodeAffinity `json:"nodeAffinity"`
 	} `json:"affinity"`
-	Volumes        []Named     `json:"volumes"`
+	Volumes        []Volume    `json:"volumes"`
 	InitContainers []Container `json:"initContainers"`
 	Containers     []Container `json:"containers"`
 }
 
-// Named is a list element the mutation only knows by name (a volume, an env var).
+// Named is a list element the mutation only knows by name (an env var).
 type Named struct {
 	Name string `json:"name"`
+}
+
+// Volume is the part of a pod volume the mutation reads: its name, and for a projected
+// volume its service-account-token sources (to tell whether a volume a container mounts at
+// the token mount path holds the token the variables name).
+type Volume struct {
+	Name      string `json:"name"`
+	Projected *struct {
+		Sources []struct {
+			ServiceAccountToken *TokenProjection `json:"serviceAccountToken"`
+		} `json:"sources"`
+	} `json:"projected"`
+}
+
+// TokenProjection is the part of a projected service-account token the mutation reads.
+type TokenProjection struct {
+	Audience string `json:"audience"`
+	Path     string `json:"path"`
 }
 
 // Container is the part of a container the mutation reads.
@@ -51,6 +69,8 @@ type Container struct {
 
 // VolumeMount is the part of a volume mount the mutation reads.
 type VolumeMount struct {
-	Name      string `json:"name"`
-	MountPath string `json:"mountPath"`
+	Name        string `json:"name"`
+	MountPath   string `json:"mountPath"`
+	SubPath     string `json:"subPath"`
+	SubPathExpr string `json:"subPathExpr"`
 }
