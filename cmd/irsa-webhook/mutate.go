@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/manifest"
 )
@@ -17,10 +18,11 @@ type mutateOptions struct {
 	defaults irsa.Defaults
 	saFile   string
 	output   string
+	excluded listFlag
 }
 
 func newMutateCommand(s streams) *cobra.Command {
-	o := mutateOptions{defaults: irsa.NewDefaults()}
+	o := mutateOptions{defaults: irsa.NewDefaults(), excluded: defaultExcludedNamespaces()}
 	cmd := &cobra.Command{
 		Use:   "mutate --service-account SA.yaml [flags] FILE|-",
 		Short: "Print what the webhook would do to a manifest",
@@ -38,6 +40,7 @@ Warnings go to stderr. Exit 0 on success, 2 on bad input.`,
 	fs.StringVar(&o.saFile, "service-account", o.saFile, "ServiceAccount manifest (YAML or JSON) the pod runs as (required)")
 	addOutputFlag(cmd, &o.output, "yaml", "json")
 	addMutationFlags(fs, &o.defaults)
+	fs.Var(&o.excluded, "excluded-namespaces", excludedNamespacesUsage)
 	_ = cmd.MarkFlagFilename("service-account", "yaml", "yml", "json")
 	return cmd
 }
@@ -76,7 +79,7 @@ func runMutate(o mutateOptions, args []string, s streams) error {
 	if err != nil {
 		return usagef("read manifest: %v", err)
 	}
-	res, err := manifest.Mutate(doc, sa, d, manifest.Format(output))
+	res, err := manifest.Mutate(doc, sa, d, admission.ExcludedNamespaces(o.excluded), manifest.Format(output))
 	if err != nil {
 		if errors.Is(err, manifest.ErrInput) {
 			return usagef("%s: %v", name, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -28,10 +29,24 @@ const (
 	defaultShutdownDelay      = 5 * time.Second
 	podWebhookPath            = "/mutate-v1-pod"
 	serviceAccountWebhookPath = "/validate-v1-serviceaccount"
-	defaultExcludedNamespace  = "kube-system"
 	// maxVerbosity bounds -v: klog's levels above 10 are not used by any Kubernetes component.
 	maxVerbosity = 10
 )
+
+// excludedNamespacesUsage is the help of --excluded-namespaces (serve and mutate).
+const excludedNamespacesUsage = "comma-separated namespaces whose pods are never mutated and whose ServiceAccounts are never checked, " +
+	"whatever the webhook configurations send; default $POD_NAMESPACE, the webhook's own namespace (kube-system is covered unless listed)"
+
+// defaultExcludedNamespaces is the default of --excluded-namespaces, for serve and mutate
+// alike: the webhook's own namespace ($POD_NAMESPACE, from the downward API), whose pods must
+// never wait for the webhook itself; none when it is unset. kube-system is not excluded: the
+// add-ons that need AWS credentials most run there.
+func defaultExcludedNamespaces() listFlag {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return listFlag{ns}
+	}
+	return listFlag{}
+}
 
 type serveOptions struct {
 	defaults           irsa.Defaults
@@ -76,7 +91,7 @@ func newServeOptions() *serveOptions {
 		healthAddress:      defaultHealthAddress,
 		logFormat:          "json",
 		logLevel:           "info",
-		excludedNamespaces: listFlag{defaultExcludedNamespace},
+		excludedNamespaces: defaultExcludedNamespaces(),
 		saLookupTimeout:    sacache.DefaultLiveLookupBudget,
 		shutdownGrace:      defaultShutdownGrace,
 		shutdownDelay:      defaultShutdownDelay,
@@ -101,7 +116,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log format: json or console")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log level: debug, info, warn or error")
 	fs.VarP(&o.verbosity, "v", "v", "klog-style verbosity; when given it replaces --log-level: 0 is info, 1 is debug, N logs V(N) lines too (zap level -N)")
-	fs.Var(&o.excludedNamespaces, "excluded-namespaces", "comma-separated namespaces whose pods are never mutated and whose ServiceAccounts are never checked, whatever the webhook configurations send")
+	fs.Var(&o.excludedNamespaces, "excluded-namespaces", excludedNamespacesUsage)
 	fs.DurationVar(&o.saLookupTimeout, "service-account-lookup-timeout", o.saLookupTimeout, "budget of the live GET made when a pod's ServiceAccount is not in the cache yet")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace-period", o.shutdownGrace, "how long in-flight requests may take to finish on SIGTERM, after the shutdown delay (keep it at 5s or more: idle keep-alive connections count as busy for up to 5s)")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", o.enableHTTP2, "offer HTTP/2 on the webhook port; off by default (HTTP/1.1 only): one HTTP/2 connection multiplexes many requests, the vector of the 2023 rapid-reset attacks")

@@ -121,7 +121,10 @@ func TestAPIServer(t *testing.T) {
 			{name: "enforce", values: values{"trustCheck": values{"mode": "enforce"}}, want: []string{"the annotation is rejected", "get events"}, absent: []string{"Warning:", "IAM unreachable"}},
 			{name: "enforce, fail closed", values: values{"trustCheck": values{"mode": "enforce", "failClosed": true}}, want: []string{"the annotation is rejected", "IAM unreachable"}},
 			{name: "trust check off", values: values{"trustCheck": values{"mode": "off"}}, absent: []string{"Warning:", "trust check", "get events"}},
-			{name: "failurePolicy Fail", values: values{"webhook": values{"mutating": values{"failurePolicy": "Fail"}}}, absent: []string{"failurePolicy Ignore"}},
+			{name: "failurePolicy Fail", values: values{"webhook": values{"mutating": values{"failurePolicy": "Fail"}}},
+				want: []string{"kube-system included"}, absent: []string{"failurePolicy Ignore"}},
+			{name: "failurePolicy Fail, kube-system excluded", values: values{"webhook": values{"mutating": values{"failurePolicy": "Fail"}, "excludedNamespaces": []string{"kube-system"}}},
+				absent: []string{"failurePolicy Ignore", "kube-system included"}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

@@ -317,7 +317,12 @@ func TestArgs(t *testing.T) {
 		{
 			name:   "release namespace listed already",
 			values: values{"webhook": values{"excludedNamespaces": []string{namespace, "kube-system"}}},
-			want:   replaced(t, defaults, "--excluded-namespaces=kube-system,"+namespace, "--excluded-namespaces="+namespace+",kube-system"),
+			want:   replaced(t, defaults, "--excluded-namespaces="+namespace, "--excluded-namespaces="+namespace+",kube-system"),
+		},
+		{
+			name:   "kube-system excluded on request",
+			values: values{"webhook": values{"excludedNamespaces": []string{"kube-system"}}},
+			want:   replaced(t, defaults, "--excluded-namespaces="+namespace, "--excluded-namespaces=kube-system,"+namespace),
 		},
 		{
 			name:   "trust check off",
@@ -366,7 +371,7 @@ func TestWebhookConfigurations(t *testing.T) {
 		{
 			name:              "defaults",
 			values:            values{},
-			namespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{excluded("kube-system", namespace)}},
+			namespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{excluded(namespace)}},
 			objectSelector:    skipLabel("eks.amazonaws.com"),
 			failurePolicy:     admissionregistrationv1.Ignore,
 			timeoutSeconds:    10,
@@ -376,7 +381,7 @@ func TestWebhookConfigurations(t *testing.T) {
 			name:   "opt-in",
 			values: values{"webhook": values{"namespaceOptIn": values{"enabled": true}}},
 			namespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-				excluded("kube-system", namespace),
+				excluded(namespace),
 				{Key: "irsa-webhook.io/inject", Operator: metav1.LabelSelectorOpIn, Values: []string{"enabled"}},
 			}},
 			objectSelector: skipLabel("eks.amazonaws.com"),
@@ -388,7 +393,7 @@ func TestWebhookConfigurations(t *testing.T) {
 			name:   "opt-in with own label",
 			values: values{"webhook": values{"namespaceOptIn": values{"enabled": true, "labelKey": "example.com/aws", "labelValue": "true"}}},
 			namespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-				excluded("kube-system", namespace),
+				excluded(namespace),
 				{Key: "example.com/aws", Operator: metav1.LabelSelectorOpIn, Values: []string{"true"}},
 			}},
 			objectSelector: skipLabel("eks.amazonaws.com"),
@@ -399,7 +404,7 @@ func TestWebhookConfigurations(t *testing.T) {
 		{
 			name:              "failurePolicy Fail",
 			values:            values{"webhook": values{"mutating": values{"failurePolicy": "Fail", "timeoutSeconds": 4}}},
-			namespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{excluded("kube-system", namespace)}},
+			namespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{excluded(namespace)}},
 			objectSelector:    skipLabel("eks.amazonaws.com"),
 			failurePolicy:     admissionregistrationv1.Fail,
 			timeoutSeconds:    4,
@@ -408,11 +413,20 @@ func TestWebhookConfigurations(t *testing.T) {
 		{
 			name:              "trust check off",
 			values:            values{"trustCheck": values{"mode": "off"}},
-			namespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{excluded("kube-system", namespace)}},
+			namespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{excluded(namespace)}},
 			objectSelector:    skipLabel("eks.amazonaws.com"),
 			failurePolicy:     admissionregistrationv1.Ignore,
 			timeoutSeconds:    10,
 			validating:        false,
+		},
+		{
+			name:              "kube-system excluded on request",
+			values:            values{"webhook": values{"excludedNamespaces": []string{"kube-system"}}},
+			namespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{excluded("kube-system", namespace)}},
+			objectSelector:    skipLabel("eks.amazonaws.com"),
+			failurePolicy:     admissionregistrationv1.Ignore,
+			timeoutSeconds:    10,
+			validating:        true,
 		},
 		{
 			name:              "own prefix and namespaces",

@@ -158,7 +158,7 @@ type chartDefault struct{ value, why string }
 // because the chart knows the names of the objects it creates.
 func chartSpecific() map[string]chartDefault {
 	return map[string]chartDefault{
-		"excluded-namespaces":              {"kube-system," + namespace, "the chart adds its release namespace"},
+		"excluded-namespaces":              {namespace, "the release namespace, as the binary's default $POD_NAMESPACE is in the chart's pod; kube-system is covered"},
 		"cert-mode":                        {"self-managed", "the chart manages certificates (self-managed); the bare binary reads files"},
 		"cert-secret-name":                 {fullname + "-tls", "the Secret the chart creates"},
 		"cert-namespace":                   {namespace, "the release namespace"},

@@ -3,6 +3,8 @@ package integration_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -104,5 +106,65 @@ func TestV1beta1Registration(t *testing.T) {
 	createPod(t, cs, ns, p)
 	if ws := w.Take(pod.WarningPrefix); len(ws) != 1 {
 		t.Errorf("warnings of a v1beta1 answer = %q, want the one about the raised token expiration", ws)
+	}
+}
+
+// TestKubeSystemCoveredByDefault starts the webhook with its default flags, as the chart's pod
+// (POD_NAMESPACE from the downward API): a kube-system pod whose ServiceAccount names a role
+// is mutated, and a pod in the webhook's own namespace is not (the webhook, called, leaves it
+// alone).
+func TestKubeSystemCoveredByDefault(t *testing.T) {
+	cs, _ := newClient(t)
+	own := newOwnNamespace(t, cs, "own")
+	proc, err := webhookproc.Start(webhookproc.Options{
+		Binary:      suite.binary,
+		Kubeconfig:  suite.cp.KubeconfigPath(),
+		TLS:         suite.tls,
+		LogPath:     filepath.Join(suite.dir, "webhook-defaults.log"),
+		Args:        slices.Clone(baseArgs),
+		Env:         []string{"POD_NAMESPACE=" + own},
+		StopTimeout: stopTimeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := proc.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := proc.WaitReady(t.Context(), readyTimeout); err != nil {
+		t.Fatal(err)
+	}
+	// kube-system is not covered by the suite's configuration; own is left out of it by its label.
+	cfg := webhookproc.PodWebhookConfiguration("irsa-it-defaults", proc.URL(webhookproc.PodPath), suite.tls.CAPEM, admissionregistrationv1.Fail)
+	cfg.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+		Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: []string{metav1.NamespaceSystem, own},
+	}}}
+	register(t, cs, cfg)
+
+	const addon = "irsa-it-addon" // e.g. the AWS Load Balancer Controller's ServiceAccount
+	createServiceAccount(t, cs, metav1.NamespaceSystem, addon, withRole(testRoleARN))
+	t.Cleanup(func() {
+		_ = cs.CoreV1().ServiceAccounts(metav1.NamespaceSystem).Delete(context.Background(), addon, metav1.DeleteOptions{})
+	})
+	got := createMutated(t, cs, metav1.NamespaceSystem, simplePod(addon, addon))
+	t.Cleanup(func() {
+		_ = cs.CoreV1().Pods(metav1.NamespaceSystem).Delete(context.Background(), got.Name, metav1.DeleteOptions{})
+	})
+	if v, _ := envValue(got.Spec.Containers[0], irsa.EnvRoleARN); v != testRoleARN {
+		t.Errorf("kube-system pod: %s = %q, want %q", irsa.EnvRoleARN, v, testRoleARN)
+	}
+
+	createServiceAccount(t, cs, own, "s3-writer", withRole(testRoleARN))
+	before := scrape(t, proc)
+	p := createPod(t, cs, own, simplePod("own", "s3-writer"))
+	after := scrape(t, proc)
+	if hasEnv(p.Spec.Containers[0], irsa.EnvRoleARN) {
+		t.Errorf("a pod in the webhook's own namespace %s was mutated", own)
+	}
+	if d := counter(after, "irsa_webhook_pod_mutations_total", "outcome", string(pod.OutcomeExcluded)) -
+		counter(before, "irsa_webhook_pod_mutations_total", "outcome", string(pod.OutcomeExcluded)); d != 1 {
+		t.Errorf("the webhook's excluded_namespace count rose by %v, want 1 (called for %s and left it alone)", d, own)
 	}
 }

@@ -68,8 +68,9 @@ func postReview(t *testing.T, p *webhookproc.Process, sa *corev1.ServiceAccount)
 const attackerText = "arn:aws:iam::123456789012:role/PLEASE-RUN-kubectl-delete-ns-prod"
 
 // TestForgedReviewWritesNoEvent: reviews POSTed straight to the webhook (its port is open to
-// every pod) name ServiceAccounts that are never stored: kube-system/coredns (an excluded
-// namespace), an existing ServiceAccount with a made-up UID, and one that does not exist.
+// every pod) name ServiceAccounts that are never stored: kube-system/coredns (a system
+// namespace, checked like any other by default), an existing ServiceAccount with a made-up
+// UID, and one that does not exist.
 // None writes an Event; the webhook drops the deferred ones once they are not stored in
 // time (its debug log says so). A ServiceAccount created through the API server still gets
 // its Event (TestWrongNamespaceWarnsAndRecordsEvent, and the control case below).
@@ -99,8 +100,8 @@ func TestForgedReviewWritesNoEvent(t *testing.T) {
 	}
 	waitEvent(t, ns, "real", "TrustPolicyMismatch")
 
-	// Wait until the webhook has given up on the two deferred forged Events (the excluded
-	// namespace is not even checked), failing at once if any forged Event shows up.
+	// Wait until the webhook has given up on the three deferred forged Events, failing at once
+	// if any forged Event shows up.
 	deadline := time.Now().Add(45 * time.Second)
 	for {
 		for _, where := range [][2]string{{"kube-system", "coredns"}, {ns, "victim"}, {ns, "ghost"}} {
@@ -108,7 +109,7 @@ func TestForgedReviewWritesNoEvent(t *testing.T) {
 				t.Fatalf("a forged review wrote Events about %s/%s: %q", where[0], where[1], e)
 			}
 		}
-		if n := droppedInLog(t, p, forged[1].UID, forged[2].UID); n == 2 {
+		if n := droppedInLog(t, p, forged[0].UID, forged[1].UID, forged[2].UID); n == 3 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -93,7 +93,7 @@ func TestMutateReadsPodsAsTheWebhook(t *testing.T) {
 				}
 			}
 			byWebhook := webhookResult(t, sa, object)
-			res, err := manifest.Mutate([]byte(tc.doc), sa, irsa.NewDefaults(), manifest.JSON)
+			res, err := manifest.Mutate([]byte(tc.doc), sa, irsa.NewDefaults(), nil, manifest.JSON)
 			if err != nil {
 				t.Fatalf("mutate: %v; the webhook gave credentials to %v", err, credentialed(t, byWebhook))
 			}

@@ -70,9 +70,11 @@ func ServiceAccount(doc []byte) (irsa.Object, error) {
 	return irsa.Object{Namespace: sa.Namespace, Name: sa.Name, Annotations: sa.Annotations, Labels: sa.Labels}, nil
 }
 
-// Mutate injects the ServiceAccount's role into the manifest's pod template.
-// A pod template that runs as another ServiceAccount is left unchanged, with a warning.
-func Mutate(doc []byte, sa irsa.Object, d irsa.Defaults, out Format) (Result, error) {
+// Mutate injects the ServiceAccount's role into the manifest's pod template, as the webhook
+// started with the same defaults and excluded namespaces would. A pod template in an
+// excluded namespace, or that runs as another ServiceAccount, is left unchanged, with a
+// warning.
+func Mutate(doc []byte, sa irsa.Object, d irsa.Defaults, excluded admission.ExcludedNamespaces, out Format) (Result, error) {
 	js, err := toJSON(doc)
 	if err != nil {
 		return Result{}, err
@@ -102,6 +104,8 @@ func Mutate(doc []byte, sa irsa.Object, d irsa.Defaults, out Format) (Result, er
 	var res Result
 	podSA := pod.ServiceAccountName(&tmpl.Spec)
 	switch {
+	case excluded.Excludes(ns): // the webhook's first check too
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s is in namespace %q, which the webhook leaves alone (--excluded-namespaces): nothing injected", head.Kind, head.Metadata.Name, ns))
 	case podSA != sa.Name:
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s runs as serviceaccount %q, not %q: nothing injected", head.Kind, head.Metadata.Name, podSA, sa.Name))
 	case sa.Namespace != "" && ns != sa.Namespace:

@@ -40,7 +40,7 @@ func TestMutateAppliesTheWebhookLimits(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := manifest.Mutate([]byte(tc.doc), sa, irsa.NewDefaults(), manifest.JSON)
+			res, err := manifest.Mutate([]byte(tc.doc), sa, irsa.NewDefaults(), nil, manifest.JSON)
 			if err != nil {
 				t.Fatal(err)
 			}
