@@ -41,14 +41,19 @@ const (
 //
 // A weighted semaphore (golang.org/x/sync) rather than a hand-written counter: TryAcquire
 // and Release are exactly "charge or refuse" and "give back".
+//
+// Each budget recycles its own bodies, buffers included: decoding copies what it keeps, so a
+// body is garbage as soon as its review is decoded, and with a warm pool reading a body
+// allocates nothing. The pool belongs to the budget because its buffers are charged to it.
 type BodyBudget struct {
-	sem  *semaphore.Weighted
-	size int64
+	sem    *semaphore.Weighted
+	size   int64
+	bodies sync.Pool
 }
 
 // NewBodyBudget returns a budget of size bytes.
 func NewBodyBudget(size int64) *BodyBudget {
-	return &BodyBudget{sem: semaphore.NewWeighted(size), size: size}
+	return &BodyBudget{sem: semaphore.NewWeighted(size), size: size, bodies: sync.Pool{New: func() any { return new(body) }}}
 }
 
 // sharedBodies is the budget of every Server of this process (both webhooks), unless a test
@@ -59,11 +64,6 @@ var (
 	errBodyTooLarge   = fmt.Errorf("request body exceeds %d bytes", MaxBodyBytes)
 	errBodiesInFlight = errors.New("too many request bytes in flight; retry later")
 )
-
-// bodies recycles request bodies, buffers included: decoding copies what it keeps, so a
-// body is garbage as soon as its review is decoded. With a warm pool, reading a body
-// allocates nothing.
-var bodies = sync.Pool{New: func() any { return new(body) }}
 
 // body is one request's buffer and what it has been charged.
 type body struct {
@@ -89,12 +89,14 @@ func (b *body) charge(n int64) error {
 // back once copied: the budget bounds the live body buffers (the garbage the doublings
 // leave is the collector's, at most as much again). Call release when done with the bytes.
 func readBody(r io.Reader, contentLength, limit int64, budget *BodyBudget) (*body, error) {
-	b := bodies.Get().(*body)
+	b := budget.bodies.Get().(*body)
 	b.budget, b.charged = budget, 0
 	buf := b.buf[:0]
 	defer func() { b.buf = buf }()
 	if err := b.charge(int64(cap(buf))); err != nil {
-		return b, err
+		// The pooled buffer is larger than what the budget has left: the request starts from
+		// an empty one rather than being refused for the pool's luck.
+		buf = nil
 	}
 	more := &b.more
 	for {
@@ -153,12 +155,13 @@ func (b *body) release() {
 		b.budget.sem.Release(b.charged)
 		b.charged = 0
 	}
+	budget := b.budget
 	b.budget = nil
 	if cap(b.buf) > maxPooledBody {
 		b.buf = nil
 	}
 	b.buf = b.buf[:0]
-	bodies.Put(b)
+	budget.bodies.Put(b)
 }
 
 // refuseBody answers a request whose body was not read: 413 for a body over MaxBodyBytes,

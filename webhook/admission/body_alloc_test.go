@@ -41,3 +41,19 @@ func TestReadBodyAllocations(t *testing.T) {
 		})
 	}
 }
+
+// TestPooledBufferLargerThanBudgetLeft: a request is never refused because the pool handed
+// it a buffer larger than the budget has left; it starts from an empty one instead.
+func TestPooledBufferLargerThanBudgetLeft(t *testing.T) {
+	budget := NewBodyBudget(32 << 10)
+	budget.bodies.Put(&body{buf: make([]byte, 0, 64<<10)})
+	payload := bytes.Repeat([]byte("x"), 1<<10)
+	b, err := readBody(bytes.NewReader(payload), int64(len(payload)), MaxBodyBytes, budget)
+	if err != nil || len(b.bytes()) != len(payload) {
+		t.Fatalf("read %d of %d bytes: %v, want the whole body", len(b.bytes()), len(payload), err)
+	}
+	if b.charged > 32<<10 {
+		t.Errorf("charged %d bytes, more than the budget", b.charged)
+	}
+	b.release()
+}
