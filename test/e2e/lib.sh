@@ -36,6 +36,16 @@ flag_value() {
   printf '%s' "$2"
 }
 
+# split_flags ARGS...: ARGS with every --flag=value split into --flag value, in the array
+# FLAGS (a function cannot set its caller's "$@"). Use as: split_flags "$@"; set -- ${FLAGS[@]+"${FLAGS[@]}"}
+split_flags() {
+  FLAGS=()
+  local a
+  for a in "$@"; do
+    if [[ $a == --*=* ]]; then FLAGS+=("${a%%=*}" "${a#*=}"); else FLAGS+=("$a"); fi
+  done
+}
+
 # quote_cmd ARGS...: the arguments as one shell-ready line (single quotes only where needed).
 quote_cmd() {
   local out="" a safe='^[A-Za-z0-9_./:=@,+%-]+$' q="'\\''"

@@ -77,11 +77,8 @@ KEEP_OIDC=0
 STRICT_NODE_ROLE=0
 DRY_RUN=0
 
-args=()
-for a in "$@"; do
-  if [[ $a == --*=* ]]; then args+=("${a%%=*}" "${a#*=}"); else args+=("$a"); fi
-done
-set -- ${args[@]+"${args[@]}"}
+split_flags "$@"
+set -- ${FLAGS[@]+"${FLAGS[@]}"}
 while (($#)); do
   case "$1" in
     --cluster) CLUSTER="$(flag_value "$@")"; shift 2 ;;

@@ -65,11 +65,8 @@ HELM_SETS=()
 TEST_IMAGE="busybox:1.37"
 TIMEOUT=180
 
-args=()
-for a in "$@"; do
-  if [[ $a == --*=* ]]; then args+=("${a%%=*}" "${a#*=}"); else args+=("$a"); fi
-done
-set -- ${args[@]+"${args[@]}"}
+split_flags "$@"
+set -- ${FLAGS[@]+"${FLAGS[@]}"}
 while (($#)); do
   case "$1" in
     --name) CLUSTER="$(flag_value "$@")"; shift 2 ;;
