@@ -8,11 +8,15 @@ COPY webhook/ webhook/
 COPY certs/ certs/
 ARG VERSION=dev
 ARG COMMIT=unknown
+# /webhook is where the reference webhook's image has its binary: a link to this one, so that
+# a Deployment written for the reference (`command: [/webhook, ...]`) starts unchanged.
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" \
-    -o /out/irsa-webhook ./cmd/irsa-webhook
+    -o /out/usr/local/bin/irsa-webhook ./cmd/irsa-webhook \
+    && ln -s /usr/local/bin/irsa-webhook /out/webhook
 
 FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/irsa-webhook /usr/local/bin/irsa-webhook
+# A directory copy keeps the link as a link.
+COPY --from=build /out/ /
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/irsa-webhook"]
 CMD ["serve"]
