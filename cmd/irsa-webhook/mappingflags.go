@@ -26,6 +26,7 @@ import (
 // (--watch-config-map there; package mapping has the format).
 type mappingOptions struct {
 	watch           bool
+	roleNames       bool // --compose-role-arn: entries may name a role by name
 	name, namespace string
 	watcher         *mappingcache.Watcher // set by serviceAccounts when watching
 }
@@ -68,6 +69,7 @@ func (o *mappingOptions) serviceAccounts(mgr manager.Manager, cfg *rest.Config, 
 		return nil, fmt.Errorf("create client for the mapping ConfigMap: %w", err)
 	}
 	w := mappingcache.New(client, o.namespace, o.name, log, mappingcache.NewMetrics(reg))
+	w.Options = mapping.Options{RoleNames: o.roleNames}
 	o.watcher = w
 	if err := mgr.Add(w); err != nil {
 		return nil, fmt.Errorf("add mapping ConfigMap watcher: %w", err)
@@ -84,11 +86,17 @@ func (o *mappingOptions) serviceAccounts(mgr manager.Manager, cfg *rest.Config, 
 	return mappingcache.ServiceAccounts{Source: sas, Watcher: w, Prefix: prefix}, nil
 }
 
-// checkTrust runs the trust check of h for the roles the mapping gives ServiceAccounts, when
-// an edit changes them (package mappingcheck). Call it before the manager starts.
+// checkTrust runs the trust check of h for the roles the mapping gives ServiceAccounts: when
+// an edit changes them (package mappingcheck), and when a mapped ServiceAccount is created
+// (h.Mapped). Call it before the manager starts.
 func (o *mappingOptions) checkTrust(ctx context.Context, h *serviceaccount.Handler, rec serviceaccount.EventRecorder, sas mappingcheck.ServiceAccounts, log logr.Logger) {
 	if o.watcher == nil {
 		return
 	}
-	o.watcher.OnChange(mappingcheck.New(h, rec, sas, o.namespace+"/"+o.name, log).Changed(ctx))
+	from, mapped := o.namespace+"/"+o.name, o.watcher.Mapped(h.Defaults.AnnotationPrefix)
+	h.Mapped = func(ns, name string) (map[string]string, string, bool) {
+		ann, ok := mapped(ns, name)
+		return ann, from, ok
+	}
+	o.watcher.OnChange(mappingcheck.New(h, rec, sas, from, log).Changed(ctx))
 }

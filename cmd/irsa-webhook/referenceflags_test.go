@@ -111,7 +111,7 @@ func TestReferenceFlagsMapped(t *testing.T) {
 			wantErr: "EKS Pod Identity's container-credentials mode is not supported by irsa-webhook, and the pods it lists would start without credentials"},
 		{name: "old and new flag together", args: []string{"--tls-cert=/a", "--tls-cert-file=/b"}, wantErr: "--tls-cert and --tls-cert-file both given: keep --tls-cert-file"},
 		{name: "bad metrics port", args: []string{"--metrics-port=0"}, wantErr: "--metrics-port 0 must be within 1-65535"},
-		{name: "compose-role-arn parses", args: []string{"--compose-role-arn"}, check: func(o *serveOptions) bool { return o.composeRoleARN }},
+		{name: "compose-role-arn parses", args: []string{"--compose-role-arn"}, check: func(o *serveOptions) bool { return o.compose.enabled }},
 		{name: "the reference's spelling of a TLS version", args: []string{"--tls-min-version=VersionTLS13"}, check: func(o *serveOptions) bool {
 			v, err := tlsVersion(o.tlsMinVersion)
 			return err == nil && v == tls.VersionTLS13

@@ -28,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
+	"github.com/irsa-webhook/irsa-webhook/webhook/awsiam"
 	"github.com/irsa-webhook/irsa-webhook/webhook/pod"
 	"github.com/irsa-webhook/irsa-webhook/webhook/sacache"
 	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
@@ -95,6 +96,12 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		log.Info("no subcommand: serving with the reference webhook's defaults", "port", o.port, "tlsCertFile", o.tlsCertFile, "metricsBindAddress", o.metricsAddress)
 	}
 	o.reference.logNotices(raw)
+	if o.compose.enabled {
+		// Before anything copies the defaults: the pod path, the trust check and the mapping
+		// all read role names the same way.
+		o.defaults.ComposeAccount = o.compose.known
+		o.mapping.roleNames = true
+	}
 	cfg, err := restConfig(o.kubeAPI, o.kubeconfig)
 	if err != nil {
 		return err
@@ -157,23 +164,43 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	podHandler := &pod.Handler{
-		Defaults:           o.defaults,
-		ServiceAccounts:    podSAs,
-		ExcludedNamespaces: admission.ExcludedNamespaces(o.excludedNamespaces),
-		Metrics:            pod.NewMetrics(metrics.Registry),
-		Log:                log.WithName("pod"),
-	}
 	srv := mgr.GetWebhookServer()
-	podServer := admission.NewServer[pod.Pod]("pod", podHandler, log, m)
-	srv.Register(podWebhookPath, podServer)
-	srv.Register(referencePodWebhookPath, podServer)
-	if o.trust.mode != serviceaccount.Off {
-		saHandler, deps, err := o.trust.handler(ctx, cfg, o.defaults, trustMetrics, metrics.Registry, log.WithName("trust"))
+	if o.mutatePods {
+		podHandler := &pod.Handler{
+			Defaults:           o.defaults,
+			ServiceAccounts:    podSAs,
+			ExcludedNamespaces: admission.ExcludedNamespaces(o.excludedNamespaces),
+			Metrics:            pod.NewMetrics(metrics.Registry),
+			Log:                log.WithName("pod"),
+		}
+		podServer := admission.NewServer[pod.Pod]("pod", podHandler, log, m)
+		srv.Register(podWebhookPath, podServer)
+		srv.Register(referencePodWebhookPath, podServer)
+	} else {
+		log.Info("pod mutation off (--mutate-pods=false): serving the ServiceAccount trust check only")
+	}
+	// The webhook's AWS identity (STS GetCallerIdentity), shared by the trust check (its
+	// account) and --compose-role-arn, and the trust check's issuer, are looked up by deps.
+	var ident *awsIdentity
+	if (o.trust.mode != serviceaccount.Off && o.trust.policyDir == "") || o.compose.enabled {
+		acfg, err := awsiam.LoadConfig(ctx, "")
 		if err != nil {
+			return fmt.Errorf("AWS configuration for STS and IAM: %w", err)
+		}
+		ident = &awsIdentity{cfg: acfg}
+		if o.compose.enabled {
+			ident.onKnown = append(ident.onKnown, o.compose.set)
+		}
+	}
+	var deps *serviceaccount.Dependencies
+	if o.trust.mode != serviceaccount.Off || ident != nil {
+		if deps, err = serviceaccount.NewDependencies(metrics.Registry, log.WithName("trust")); err != nil {
 			return err
 		}
-		if err := o.trust.addDependencies(mgr, deps); err != nil {
+	}
+	if o.trust.mode != serviceaccount.Off {
+		saHandler, err := o.trust.handler(ctx, cfg, ident, o.defaults, trustMetrics, deps, log.WithName("trust"))
+		if err != nil {
 			return err
 		}
 		events := serviceaccount.NewDeferredEvents(mgr.GetEventRecorder("irsa-webhook"), sas, trustMetrics.EventsDropped, log.WithName("trust"))
@@ -185,6 +212,14 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		o.mapping.checkTrust(ctx, saHandler, mgr.GetEventRecorder("irsa-webhook"), sas, log.WithName("mapping"))
 		srv.Register(serviceAccountWebhookPath, admission.NewServer[corev1.ServiceAccount]("serviceaccount", saHandler, log, m).
 			SetOnInternalError(saHandler.OnInternalError()))
+	}
+	if ident != nil {
+		ident.lookup(deps)
+	}
+	if deps != nil {
+		if err := o.trust.addDependencies(mgr, deps); err != nil {
+			return err
+		}
 	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 	"github.com/irsa-webhook/irsa-webhook/webhook/sacache"
+	"github.com/irsa-webhook/irsa-webhook/webhook/serviceaccount"
 )
 
 // Serving defaults, shared with the Helm chart's values.
@@ -70,14 +71,13 @@ type serveOptions struct {
 	profiling          bool
 	metricsSecure      bool
 	enableHTTP2        bool
+	mutatePods         bool
 	trust              trustOptions
 	cert               certOptions
 	mapping            mappingOptions
-	// composeRoleARN is --compose-role-arn (the reference's flag, same name and meaning): a role
-	// annotation may name a role by name or path/name, completed with the webhook's AWS account.
-	composeRoleARN    bool
-	reference         referenceFlags
-	referenceDefaults bool // started without a subcommand: the reference's defaults
+	compose            composeOptions
+	reference          referenceFlags
+	referenceDefaults  bool // started without a subcommand: the reference's defaults
 }
 
 func newServeOptions() *serveOptions {
@@ -96,6 +96,7 @@ func newServeOptions() *serveOptions {
 		shutdownGrace:      defaultShutdownGrace,
 		shutdownDelay:      defaultShutdownDelay,
 		metricsSecure:      true,
+		mutatePods:         true,
 		trust:              newTrustOptions(),
 		cert:               newCertOptions(),
 		mapping:            newMappingOptions(),
@@ -123,11 +124,11 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.metricsSecure, "metrics-secure", o.metricsSecure, "serve /metrics over HTTPS (the webhook's certificate) to callers whose bearer token the API server accepts and whose identity may get the path; false serves plain HTTP to anyone, for local runs only")
 	fs.BoolVar(&o.profiling, "enable-profiling", o.profiling, "serve Go's pprof profiles under /debug/pprof/ on the metrics address, behind the same authentication and authorization as /metrics (without --metrics-secure only on a loopback address)")
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", o.shutdownDelay, "on SIGTERM, report not ready but keep serving this long before stopping, so the API server stops sending requests first")
+	fs.BoolVar(&o.mutatePods, "mutate-pods", o.mutatePods, "serve the pod mutation; false serves only the ServiceAccount trust check (next to another webhook that injects credentials, such as EKS's own)")
 	o.trust.addFlags(fs)
 	o.cert.addFlags(fs)
 	o.mapping.addFlags(fs)
-	fs.BoolVar(&o.composeRoleARN, "compose-role-arn", o.composeRoleARN, "a ServiceAccount's role annotation may name the role by its name or path/name, completed with the webhook's own AWS partition and account")
-	_ = fs.MarkHidden("compose-role-arn") // until role names are completed: validate refuses true
+	o.compose.addFlags(fs)
 	o.reference.addFlags(fs)
 }
 
@@ -192,12 +193,15 @@ func (o *serveOptions) validate(extra ...error) error {
 	if o.profiling && !o.metricsSecure && !isLoopback(o.metricsAddress) {
 		errs = append(errs, fmt.Errorf("--enable-profiling with --metrics-secure=false needs a loopback --metrics-bind-address, not %q: profiles are served only behind authentication", o.metricsAddress))
 	}
+	if !o.mutatePods && o.trust.mode == serviceaccount.Off {
+		errs = append(errs, errors.New("--mutate-pods=false with --trust-check=off leaves nothing to serve"))
+	}
+	if !o.mutatePods && o.cert.mode == certModeSelfManaged && o.cert.mutatingWebhookCfg != "" {
+		errs = append(errs, fmt.Errorf("--mutate-pods=false: --mutating-webhook-configuration %q would register a pod webhook this process does not serve", o.cert.mutatingWebhookCfg))
+	}
 	errs = append(errs, o.trust.validate()...)
 	errs = append(errs, o.cert.validate()...)
 	errs = append(errs, o.mapping.validate()...)
-	if o.composeRoleARN {
-		errs = append(errs, errors.New("--compose-role-arn: not available in this build yet; give the role's full ARN"))
-	}
 	errs = append(errs, extra...)
 	return joinProblems(errs)
 }

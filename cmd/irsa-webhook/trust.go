@@ -9,7 +9,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -169,25 +168,18 @@ func issuerDiscovery(cfg *rest.Config) (func(context.Context) (string, error), e
 
 // handler builds serve's trust check. What it needs from outside (the cluster's issuer
 // unless --oidc-issuer-url, the webhook's AWS account unless --trust-policy-dir) is looked
-// up by the returned Dependencies, in the background and until it succeeds, once the
-// manager runs them (addDependencies): an API server or STS that is down at start only
-// delays the check, and says so, instead of leaving it unverified for the process's life.
-func (t *trustOptions) handler(ctx context.Context, cfg *rest.Config, d irsa.Defaults, m *serviceaccount.Metrics, reg prometheus.Registerer, log logr.Logger) (*serviceaccount.Handler, *serviceaccount.Dependencies, error) {
-	deps, err := serviceaccount.NewDependencies(reg, log)
-	if err != nil {
-		return nil, nil, err
-	}
+// up by deps, in the background and until it succeeds, once the manager runs them
+// (addDependencies): an API server or STS that is down at start only delays the check, and
+// says so, instead of leaving it unverified for the process's life. The account comes from
+// ident's lookup, which --compose-role-arn shares; ident is nil only with --trust-policy-dir.
+func (t *trustOptions) handler(ctx context.Context, cfg *rest.Config, ident *awsIdentity, d irsa.Defaults, m *serviceaccount.Metrics, deps *serviceaccount.Dependencies, log logr.Logger) (*serviceaccount.Handler, error) {
 	var src serviceaccount.TrustSource = awsiam.NewDirSource(t.policyDir)
 	if t.policyDir == "" {
-		acfg, err := awsiam.LoadConfig(ctx, "")
+		s, err := t.iamSource(ctx, ident.cfg, "")
 		if err != nil {
-			return nil, nil, fmt.Errorf("trust check: %w", err)
+			return nil, fmt.Errorf("trust check: %w", err)
 		}
-		s, err := t.iamSource(ctx, acfg, "")
-		if err != nil {
-			return nil, nil, fmt.Errorf("trust check: %w", err)
-		}
-		deps.Lookup(serviceaccount.DependencyAWSAccount, func(ctx context.Context) (string, error) { return awsiam.CallerAccount(ctx, acfg) }, s.SetAccountID)
+		ident.onKnown = append(ident.onKnown, func(a irsa.Account) { s.SetAccountID(a.ID) })
 		src = s
 	}
 	var issuer *serviceaccount.Dependency
@@ -196,7 +188,7 @@ func (t *trustOptions) handler(ctx context.Context, cfg *rest.Config, d irsa.Def
 	} else {
 		discover, err := issuerDiscovery(cfg)
 		if err != nil {
-			return nil, nil, fmt.Errorf("trust check: %w", err)
+			return nil, fmt.Errorf("trust check: %w", err)
 		}
 		issuer = deps.Lookup(serviceaccount.DependencyIssuer, discover, nil)
 	}
@@ -204,7 +196,33 @@ func (t *trustOptions) handler(ctx context.Context, cfg *rest.Config, d irsa.Def
 	return &serviceaccount.Handler{
 		Mode: t.mode, FailClosed: t.failClosed, DetailedWarnings: t.detailed, Timeout: t.timeout, Issuer: issuer.Value,
 		Defaults: d, Source: src, Metrics: m, Log: log,
-	}, deps, nil
+	}, nil
+}
+
+// awsIdentity is the webhook's AWS configuration and the one lookup of its identity (STS
+// GetCallerIdentity) that the trust check (its account) and --compose-role-arn (partition
+// and account) share.
+type awsIdentity struct {
+	cfg     aws.Config
+	onKnown []func(irsa.Account) // called once, in order, when the identity is known
+}
+
+// lookup adds the identity's lookup to deps (dependency aws_account), retried with its
+// backoff until it succeeds. Call it once every user has added to onKnown.
+func (a *awsIdentity) lookup(deps *serviceaccount.Dependencies) {
+	var id irsa.Account // written and read on the lookup's goroutine only
+	deps.Lookup(serviceaccount.DependencyAWSAccount, func(ctx context.Context) (string, error) {
+		got, err := awsiam.CallerIdentity(ctx, a.cfg)
+		if err != nil {
+			return "", err
+		}
+		id = got
+		return got.ID, nil
+	}, func(string) {
+		for _, f := range a.onKnown {
+			f(id)
+		}
+	})
 }
 
 // addDependencies runs the dependencies' lookups with the manager and, in enforce mode,

@@ -6,6 +6,7 @@ package awsiam
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 )
 
 // DefaultRegion is used when neither the caller nor the AWS configuration names a region.
@@ -67,11 +70,34 @@ func LoadConfig(ctx context.Context, region string, optFns ...func(*config.LoadO
 // (GetCallerIdentity needs no permission). GetRole only sees roles of that account, so the
 // Source needs it to tell "the role does not exist" from "the role is elsewhere".
 func CallerAccount(ctx context.Context, cfg aws.Config) (string, error) {
+	id, err := CallerIdentity(ctx, cfg)
+	return id.ID, err
+}
+
+// CallerIdentity asks STS for the partition and account of the configuration's credentials
+// (GetCallerIdentity): what --compose-role-arn completes role names with. The partition is
+// that of the caller's ARN (arn:<partition>:sts::...), so it is right in every partition
+// without a table of regions.
+func CallerIdentity(ctx context.Context, cfg aws.Config) (irsa.Account, error) {
 	out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		return "", fmt.Errorf("get caller identity: %w", err)
+		return irsa.Account{}, fmt.Errorf("get caller identity: %w", err)
 	}
-	return aws.ToString(out.Account), nil
+	return identityOf(aws.ToString(out.Arn), aws.ToString(out.Account))
+}
+
+// identityOf checks GetCallerIdentity's answer: a 12-digit account and an ARN in a valid partition.
+func identityOf(arn, account string) (irsa.Account, error) {
+	parts := strings.SplitN(arn, ":", 3)
+	if len(parts) < 3 || parts[0] != "arn" {
+		return irsa.Account{}, fmt.Errorf("get caller identity: the answer's ARN %q is not an ARN", arn)
+	}
+	a := irsa.Account{Partition: parts[1], ID: account}
+	// The account and partition must make a role ARN that parses: checked once here.
+	if _, err := irsa.ParseRoleARN(irsa.ComposeRoleARN("x", a)); err != nil {
+		return irsa.Account{}, fmt.Errorf("get caller identity: partition %q or account %q unusable: %w", a.Partition, a.ID, err)
+	}
+	return a, nil
 }
 
 // newRetryer is the SDK's standard retryer with MaxAttempts and MaxBackoff, and without

@@ -12,6 +12,7 @@ import (
 
 	"github.com/irsa-webhook/irsa-webhook/test/iamserver"
 	"github.com/irsa-webhook/irsa-webhook/webhook/awsiam"
+	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
 )
 
 func TestNewClientEndpointFromEnvironment(t *testing.T) {
@@ -94,5 +95,29 @@ func TestCallerAccount(t *testing.T) {
 	got, err := awsiam.CallerAccount(context.Background(), cfg)
 	if err != nil || got != iamserver.CallerAccount {
 		t.Fatalf("CallerAccount = %q, %v; want %q", got, err, iamserver.CallerAccount)
+	}
+}
+
+// TestCallerIdentity: --compose-role-arn's partition and account, from the local STS
+// (GetCallerIdentity, SigV4 signed).
+func TestCallerIdentity(t *testing.T) {
+	isolateAWSEnv(t)
+	srv := iamserver.New()
+	t.Cleanup(srv.Close)
+	cfg, err := awsiam.LoadConfig(context.Background(), "us-east-1",
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")),
+		config.WithBaseEndpoint(srv.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := awsiam.CallerIdentity(context.Background(), cfg)
+	if want := (irsa.Account{Partition: "aws", ID: iamserver.CallerAccount}); err != nil || got != want {
+		t.Fatalf("CallerIdentity = %+v, %v; want %+v", got, err, want)
+	}
+	// A wrong secret: STS refuses the signature, and the error says what was attempted.
+	bad := cfg.Copy()
+	bad.Credentials = credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wrong", "")
+	if _, err := awsiam.CallerIdentity(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "get caller identity") {
+		t.Fatalf("wrong secret: err = %v, want a get caller identity error", err)
 	}
 }

@@ -189,7 +189,7 @@ func serviceAccountCheck(f Facts) (irsa.Settings, Check) {
 			}
 			c.Fix = "set the pod's serviceAccountName to the ServiceAccount that names the role (" + strings.Join(others, ", ") + " in this namespace), or " + c.Fix
 		}
-	case irsa.InvalidAnnotation:
+	case irsa.InvalidAnnotation, irsa.RoleNotComposed:
 		c.Status, c.Message = Fail, strings.Join(warnings, "; ")
 		c.Fix = fmt.Sprintf("set %s to a role ARN such as arn:aws:iam::123456789012:role/MyRole", roleKey)
 	default:

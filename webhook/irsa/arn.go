@@ -18,6 +18,32 @@ func (a RoleARN) String() string {
 	return "arn:" + a.Partition + ":iam::" + a.AccountID + ":role" + a.Path + a.Name
 }
 
+// Account is the AWS partition and account ID that a role name is completed with
+// (--compose-role-arn): the webhook's own, from STS GetCallerIdentity.
+type Account struct {
+	Partition string // aws, aws-cn, ...
+	ID        string // 12 digits
+}
+
+// IsRoleName reports whether a role annotation's value is a role name or "path/name" to be
+// completed into an ARN, rather than an ARN: anything that does not start with "arn:".
+func IsRoleName(v string) bool { return v != "" && !strings.HasPrefix(v, "arn:") }
+
+// ComposeRoleARN completes a role name or "path/name" into the ARN of that role in account
+// a: "app" becomes arn:<partition>:iam::<account>:role/app and "team/app" role/team/app.
+// The result is not validated: ParseRoleARN does that.
+func ComposeRoleARN(name string, a Account) string {
+	return "arn:" + a.Partition + ":iam::" + a.ID + ":role/" + name
+}
+
+// ValidRoleName checks a role name or "path/name" as ComposeRoleARN will use it.
+func ValidRoleName(name string) error {
+	if _, err := ParseRoleARN(ComposeRoleARN(name, Account{Partition: "aws", ID: "000000000000"})); err != nil {
+		return fmt.Errorf("role name %s is not a role name or path/name: %w", quoteShort(name), err)
+	}
+	return nil
+}
+
 // Bounds IAM documents for role names and paths.
 const (
 	maxRoleNameLen = 64

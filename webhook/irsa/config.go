@@ -18,6 +18,10 @@ type Defaults struct {
 	Region              string   // AWS_REGION / AWS_DEFAULT_REGION; empty = not set
 	STSRegionalEndpoint bool     // AWS_STS_REGIONAL_ENDPOINTS=regional unless the SA says "false"
 	AllowedRoleAccounts []string // when non-empty, roles in other AWS accounts are never injected
+	// ComposeAccount, when set (--compose-role-arn), lets a role annotation name a role by
+	// its name or "path/name": it is completed with the account it returns. ok is false while
+	// that account is not known; such a role is then not injected (decision RoleNotComposed).
+	ComposeAccount func() (a Account, ok bool)
 }
 
 // NewDefaults returns the defaults the serve and mutate commands start from.
@@ -98,6 +102,9 @@ const (
 	InvalidAnnotation
 	// Skipped: the pod carries the skip label.
 	Skipped
+	// RoleNotComposed: the role is a name to complete (--compose-role-arn) with the
+	// webhook's AWS account, which is not known yet; nothing is injected until it is.
+	RoleNotComposed
 )
 
 func (d Decision) String() string {
@@ -110,6 +117,8 @@ func (d Decision) String() string {
 		return "invalid annotation"
 	case Skipped:
 		return "skipped"
+	case RoleNotComposed:
+		return "role not composed"
 	}
 	return "Decision(" + strconv.Itoa(int(d)) + ")"
 }
@@ -140,8 +149,9 @@ type Settings struct {
 // ForServiceAccount is the one reading of a ServiceAccount's IRSA annotations: the pod
 // path (ConfigFor), the trust check and every command use it, so a role or audience the
 // trust check evaluates is exactly the one pods get. decision is NoRole (no role
-// annotation), InvalidAnnotation (a role that must not be injected; warnings say why) or
-// Inject (s.RoleARN is to be injected). warnings explain every annotation that was
+// annotation), InvalidAnnotation (a role that must not be injected; warnings say why),
+// RoleNotComposed (a role name to complete with an account not known yet) or Inject
+// (s.RoleARN is to be injected). warnings explain every annotation that was
 // ignored or adjusted; they name the ServiceAccount.
 func ForServiceAccount(sa Object, d Defaults) (s Settings, decision Decision, warnings []string) {
 	p := d.AnnotationPrefix
@@ -157,7 +167,15 @@ func ForServiceAccount(sa Object, d Defaults) (s Settings, decision Decision, wa
 		Region:            d.Region,
 		STSRegional:       d.STSRegionalEndpoint,
 	}
-	arn, err := ParseRoleARN(s.RoleAnnotation)
+	value := s.RoleAnnotation
+	if d.ComposeAccount != nil && IsRoleName(value) {
+		a, ok := d.ComposeAccount()
+		if !ok {
+			return s, RoleNotComposed, []string{fmt.Sprintf("serviceaccount %s: role %s is a role name, to be completed with the webhook's AWS account, which is not known yet (STS GetCallerIdentity is retried); no AWS credentials injected", saRef, quoteShort(value))}
+		}
+		value = ComposeRoleARN(value, a)
+	}
+	arn, err := ParseRoleARN(value)
 	if err != nil {
 		return s, InvalidAnnotation, []string{fmt.Sprintf("serviceaccount %s: annotation %s ignored, no AWS credentials injected: %v", saRef, Key(p, RoleARNAnnotation), err)}
 	}

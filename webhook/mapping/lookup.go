@@ -127,31 +127,101 @@ func (b *builder) build() *Mapping {
 	return m
 }
 
-// Change is an exact entry whose role or audience is new in a mapping.
+// Change is a ServiceAccount whose mapped role or audience is new in a mapping.
 type Change struct {
 	Namespace, Name string
 	Entry           Entry
 }
 
-// Changes lists the exact entries of next that map a ServiceAccount to a role, where prev
-// mapped it to no role, another role or another audience: the ones whose trust is worth
-// checking again. Wildcard entries are left out: which ServiceAccounts they reach is known
-// only when pods come. The list is sorted and holds at most max entries; more reports how
-// many were left out.
+// Changed returns the entry next gives the ServiceAccount ns/name when it maps it to a role
+// and prev mapped it to no role, another role or another audience: when its trust is worth
+// checking again.
+func Changed(prev, next *Mapping, ns, name string) (Entry, bool) {
+	e, ok := next.Lookup(ns, name)
+	if !ok || e.RoleARN == "" {
+		return Entry{}, false
+	}
+	if p, ok := prev.Lookup(ns, name); ok && p.RoleARN == e.RoleARN && p.Audience == e.Audience {
+		return Entry{}, false
+	}
+	return e, true
+}
+
+// Changes lists the ServiceAccounts named by exact entries (of next, or of prev that next
+// now maps through a wildcard) that Changed reports. The ServiceAccounts that only wildcard
+// entries reach are not listed: which exist is known to the caller (WildcardNames). The list
+// is sorted and holds at most max entries; more reports how many were left out.
 func Changes(prev, next *Mapping, max int) (changes []Change, more int) {
 	if next == nil {
 		return nil, 0
 	}
-	for id, e := range next.exact {
-		if e.RoleARN == "" {
-			continue
-		}
+	add := func(id string) {
 		ns, name, _ := strings.Cut(id, "/")
-		if p, ok := prev.Lookup(ns, name); ok && p.RoleARN == e.RoleARN && p.Audience == e.Audience {
-			continue
+		if e, ok := Changed(prev, next, ns, name); ok {
+			changes = append(changes, Change{Namespace: ns, Name: name, Entry: e})
 		}
-		changes = append(changes, Change{Namespace: ns, Name: name, Entry: e})
 	}
+	for id := range next.exact {
+		add(id)
+	}
+	if prev != nil {
+		for id := range prev.exact {
+			if _, kept := next.exact[id]; !kept {
+				add(id)
+			}
+		}
+	}
+	return sortAndBound(changes, max)
+}
+
+// WildcardNames lists, sorted, the ServiceAccount names for which next has a wildcard entry
+// that prev does not have with the same role and audience: ServiceAccounts of those names,
+// in namespaces the entries match, may be mapped anew (check each with Changed).
+func WildcardNames(prev, next *Mapping) []string {
+	if next == nil {
+		return nil
+	}
+	var names []string
+	for name, ws := range next.wildcards {
+		for _, w := range ws {
+			if w.entry.RoleARN != "" && !prev.hasWildcard(name, w) {
+				names = append(names, name)
+				break
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// hasWildcard reports whether m has the wildcard entry w for name, with the same role and audience.
+func (m *Mapping) hasWildcard(name string, w wildcard) bool {
+	if m == nil {
+		return false
+	}
+	for _, p := range m.wildcards[name] {
+		if p.prefix == w.prefix {
+			return p.entry.RoleARN == w.entry.RoleARN && p.entry.Audience == w.entry.Audience
+		}
+	}
+	return false
+}
+
+// MatchesWildcard reports whether a wildcard entry of m could map a ServiceAccount called
+// name in namespace ns.
+func (m *Mapping) MatchesWildcard(ns, name string) bool {
+	if m == nil {
+		return false
+	}
+	for _, w := range m.wildcards[name] {
+		if strings.HasPrefix(ns, w.prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortAndBound(changes []Change, max int) ([]Change, int) {
 	slices.SortFunc(changes, func(a, b Change) int {
 		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})

@@ -110,15 +110,31 @@ func (p Problem) String() string {
 	return fmt.Sprintf("entry %s %s: %s", p.Key, what, p.Reason)
 }
 
+// Options change how entries are read.
+type Options struct {
+	// RoleNames accepts a role name or "path/name" as RoleARN (--compose-role-arn): it is
+	// kept as written, and completed with the webhook's account where annotations are read
+	// (irsa.ForServiceAccount). Without it, such an entry is skipped.
+	RoleNames bool
+}
+
 // FromConfigMap parses the "config" key of a ConfigMap's data. A missing or blank key is an
 // empty mapping (the ConfigMap maps nothing). err is set only when the whole document is
 // unusable (not a JSON object, too large): then no entry applies.
 func FromConfigMap(data map[string]string) (*Mapping, []Problem, error) {
-	return Parse(data[DataKey])
+	return Options{}.FromConfigMap(data)
+}
+
+// FromConfigMap is the package's FromConfigMap, with these options.
+func (o Options) FromConfigMap(data map[string]string) (*Mapping, []Problem, error) {
+	return o.Parse(data[DataKey])
 }
 
 // Parse parses the JSON document. See the package documentation for the format.
-func Parse(doc string) (*Mapping, []Problem, error) {
+func Parse(doc string) (*Mapping, []Problem, error) { return Options{}.Parse(doc) }
+
+// Parse is the package's Parse, with these options.
+func (o Options) Parse(doc string) (*Mapping, []Problem, error) {
 	if len(doc) > MaxConfigBytes {
 		return nil, nil, fmt.Errorf("parse %s: %d bytes, more than the %d allowed", DataKey, len(doc), MaxConfigBytes)
 	}
@@ -153,7 +169,7 @@ func Parse(doc string) (*Mapping, []Problem, error) {
 			problems = append(problems, Problem{Key: short(key), Reason: err.Error(), Skipped: true})
 			continue
 		}
-		e, notes, err := parseEntry(val)
+		e, notes, err := o.parseEntry(val)
 		if err != nil {
 			problems = append(problems, Problem{Key: short(key), Reason: err.Error(), Skipped: true})
 			continue
@@ -231,7 +247,7 @@ func validNamespacePrefix(p string) bool {
 }
 
 // parseEntry reads one entry object. notes are adjustments that still let it apply.
-func parseEntry(val jsontext.Value) (e Entry, notes []string, err error) {
+func (o Options) parseEntry(val jsontext.Value) (e Entry, notes []string, err error) {
 	dec := jsontext.NewDecoder(bytes.NewReader(val), jsontext.AllowDuplicateNames(true))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return Entry{}, nil, fmt.Errorf("entry must be a JSON object, %s", describe(tok, err))
@@ -274,7 +290,7 @@ func parseEntry(val jsontext.Value) (e Entry, notes []string, err error) {
 	if !hasRole {
 		return Entry{}, nil, errors.New(`no "RoleARN" field (write "RoleARN": "" to map the ServiceAccount to no role)`)
 	}
-	if err := validateEntry(&e, &notes); err != nil {
+	if err := o.validateEntry(&e, &notes); err != nil {
 		return Entry{}, nil, err
 	}
 	return e, notes, nil
@@ -290,10 +306,16 @@ func unmarshalField(v jsontext.Value, name, want string, dst any) error {
 	return nil
 }
 
-func validateEntry(e *Entry, notes *[]string) error {
+func (o Options) validateEntry(e *Entry, notes *[]string) error {
 	if e.RoleARN != "" {
 		if len(e.RoleARN) > maxRoleARNLen {
 			return fmt.Errorf("RoleARN is longer than %d characters", maxRoleARNLen)
+		}
+		if o.RoleNames && irsa.IsRoleName(e.RoleARN) {
+			if err := irsa.ValidRoleName(e.RoleARN); err != nil {
+				return fmt.Errorf("field RoleARN: %w", err)
+			}
+			return validateRest(e, notes)
 		}
 		arn, err := irsa.ParseRoleARN(e.RoleARN)
 		if err != nil {
@@ -301,6 +323,11 @@ func validateEntry(e *Entry, notes *[]string) error {
 		}
 		e.RoleARN = arn.String()
 	}
+	return validateRest(e, notes)
+}
+
+// validateRest checks and adjusts the fields other than RoleARN.
+func validateRest(e *Entry, notes *[]string) error {
 	if e.Audience != "" {
 		if len(e.Audience) > maxAudienceLen {
 			return fmt.Errorf("field Audience is longer than %d characters", maxAudienceLen)

@@ -399,3 +399,105 @@ func TestChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestWildcardChanges: what a ConfigMap edit maps anew through wildcard entries, for the trust
+// check of existing ServiceAccounts.
+func TestWildcardChanges(t *testing.T) {
+	parse := func(doc string) *Mapping {
+		t.Helper()
+		m, _, err := Parse(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	prev := parse(`{"test-*/same":{"RoleARN":"` + roleA + `"},"test-*/role":{"RoleARN":"` + roleA + `"},"*/aud":{"RoleARN":"` + roleA + `"},"a/shadowed":{"RoleARN":"` + roleA + `"}}`)
+	next := parse(`{"test-*/same":{"RoleARN":"` + roleA + `","TokenExpiration":3600},"test-*/role":{"RoleARN":"` + roleB + `"},"*/aud":{"RoleARN":"` + roleA + `","Audience":"x"},` +
+		`"team-*/new":{"RoleARN":"` + roleC + `"},"*/none":{"RoleARN":""},"*/shadowed":{"RoleARN":"` + roleB + `"}}`)
+	if got, want := WildcardNames(prev, next), []string{"aud", "new", "role", "shadowed"}; !slices.Equal(got, want) {
+		t.Errorf("WildcardNames = %v, want %v", got, want)
+	}
+	if got := WildcardNames(next, next); len(got) != 0 {
+		t.Errorf("WildcardNames of an unchanged mapping = %v, want none", got)
+	}
+	tests := []struct {
+		ns, name string
+		want     string // "" = not changed
+	}{
+		{"test-1", "role", roleB},
+		{"test-1", "same", ""},        // only the token lifetime changed
+		{"other", "role", ""},         // the wildcard does not match
+		{"any", "aud", roleA},         // audience changed
+		{"team-x", "new", roleC},      // new entry
+		{"x", "none", ""},             // maps to no role
+		{"a", "shadowed", roleB},      // its exact entry is gone; the wildcard now applies
+		{"b", "shadowed", roleB},      // new through the wildcard
+		{"test-1", "unmapped", ""},    // no entry
+		{"team-x", "role", ""},        // prefix of another name's wildcard
+		{"test-1", "aud", roleA},      // "*" matches every namespace
+		{"kube-system", "aud", roleA}, // exclusion is the checker's business, not the mapping's
+	}
+	for _, tc := range tests {
+		t.Run(tc.ns+"/"+tc.name, func(t *testing.T) {
+			e, ok := Changed(prev, next, tc.ns, tc.name)
+			if ok != (tc.want != "") || e.RoleARN != tc.want {
+				t.Errorf("Changed = %q, %v; want %q", e.RoleARN, ok, tc.want)
+			}
+			if tc.want != "" && !next.MatchesWildcard(tc.ns, tc.name) {
+				t.Errorf("MatchesWildcard(%s, %s) = false", tc.ns, tc.name)
+			}
+		})
+	}
+	// The exact entry a/shadowed left; the wildcard that replaces it is listed with the exact changes.
+	got, _ := Changes(prev, next, 10)
+	if len(got) != 1 || got[0].Namespace != "a" || got[0].Name != "shadowed" || got[0].Entry.RoleARN != roleB {
+		t.Errorf("Changes = %+v, want a/shadowed -> %s", got, roleB)
+	}
+}
+
+// TestRoleNames: with --compose-role-arn an entry's RoleARN may be a role name or path/name,
+// kept as written for irsa.ForServiceAccount to complete; without it such an entry is skipped.
+func TestRoleNames(t *testing.T) {
+	doc := `{"a/name":{"RoleARN":"app"},"a/path":{"RoleARN":"team/app"},"a/arn":{"RoleARN":"` + roleA + `"},"a/bad":{"RoleARN":"a b"}}`
+	tests := []struct {
+		name        string
+		opts        Options
+		want        map[string]string
+		wantSkipped int
+	}{
+		{name: "role names accepted", opts: Options{RoleNames: true}, want: map[string]string{"name": "app", "path": "team/app", "arn": roleA}, wantSkipped: 1},
+		{name: "role names skipped", want: map[string]string{"arn": roleA}, wantSkipped: 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, problems, err := tc.opts.Parse(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			skipped := 0
+			for _, p := range problems {
+				if p.Skipped {
+					skipped++
+				}
+			}
+			if skipped != tc.wantSkipped {
+				t.Errorf("skipped %d entries, want %d: %v", skipped, tc.wantSkipped, problems)
+			}
+			for _, sa := range []string{"name", "path", "arn", "bad"} {
+				e, ok := m.Lookup("a", sa)
+				if want, mapped := tc.want[sa]; ok != mapped || e.RoleARN != want {
+					t.Errorf("a/%s: %q, %v; want %q, %v", sa, e.RoleARN, ok, want, mapped)
+				}
+			}
+			// Composed by the one reading of annotations.
+			if e, ok := m.Lookup("a", "path"); ok {
+				d := irsa.NewDefaults()
+				d.ComposeAccount = func() (irsa.Account, bool) { return irsa.Account{Partition: "aws", ID: "123456789012"}, true }
+				s, outcome, _ := irsa.ForServiceAccount(irsa.Object{Namespace: "a", Name: "path", Annotations: e.Annotations(d.AnnotationPrefix)}, d)
+				if outcome != irsa.Inject || s.RoleARN != "arn:aws:iam::123456789012:role/team/app" {
+					t.Errorf("composed: %s %q", outcome, s.RoleARN)
+				}
+			}
+		})
+	}
+}

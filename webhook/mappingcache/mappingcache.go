@@ -63,6 +63,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // Watcher watches one ConfigMap and holds its parsed mapping.
 type Watcher struct {
+	// Options are how entries are read; set them before Start.
+	Options  mapping.Options
 	informer toolscache.SharedIndexInformer
 	current  atomic.Pointer[mapping.Mapping]
 	log      logr.Logger
@@ -120,7 +122,7 @@ func (w *Watcher) apply(obj any) {
 	if !ok {
 		return
 	}
-	m, problems, err := mapping.FromConfigMap(cm.Data)
+	m, problems, err := w.Options.FromConfigMap(cm.Data)
 	if err != nil {
 		w.log.Error(err, "configmap refused; the previous mapping stays in effect", "resourceVersion", cm.ResourceVersion, "entriesInEffect", w.Mapping().Len())
 		w.metrics.Updates.WithLabelValues(ResultRejected).Inc()
@@ -154,6 +156,19 @@ func (w *Watcher) deleted() {
 	w.setGauges(0, 0, 0)
 	w.metrics.Updates.WithLabelValues(ResultDeleted).Inc()
 	w.current.Store(&mapping.Mapping{})
+}
+
+// Mapped returns the IRSA annotations under prefix that the current mapping gives the
+// ServiceAccount ns/name, when it maps it to a role: the trust check's view of a
+// ServiceAccount created after its mapping (serviceaccount.Handler.Mapped).
+func (w *Watcher) Mapped(prefix string) func(ns, name string) (map[string]string, bool) {
+	return func(ns, name string) (map[string]string, bool) {
+		e, ok := w.Mapping().Lookup(ns, name)
+		if !ok || e.RoleARN == "" {
+			return nil, false
+		}
+		return e.Annotations(prefix), true
+	}
 }
 
 func (w *Watcher) setGauges(applied, skipped, adjusted int) {

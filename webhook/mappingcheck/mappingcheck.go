@@ -5,14 +5,26 @@
 // (TrustPolicyMismatch / TrustPolicyUnverified), the same metric and a log line. Nobody is
 // admitted or denied: the ConfigMap edit has already been stored.
 //
-// Checked: exact entries ("<namespace>/<name>") of existing ServiceAccounts that do not name
-// a role themselves (their annotation wins). Not checked: wildcard entries (the
-// ServiceAccounts they reach are only known when pods come), and at most MaxChecks entries
-// per edit (the rest are counted in a log line).
+// Checked: existing ServiceAccounts that do not name a role themselves (their annotation
+// wins) and that the edit maps to a new role or audience, whether through an exact entry
+// ("<namespace>/<name>") or a wildcard ("test-*/<name>", "*/<name>"). A wildcard can reach
+// many ServiceAccounts, so the work of one edit is bounded:
+//   - at most MaxChecks ServiceAccounts are checked per edit (the rest are counted in a log
+//     line); the ServiceAccounts a wildcard reaches are found in the webhook's own
+//     ServiceAccount cache (one pass over it, no API call);
+//   - every check goes through the trust source's cache and rate limit (package awsiam):
+//     ServiceAccounts mapped to the same role cost one GetRole, and past --iam-rate-limit a
+//     check is "not verified (rate limited)", counted like the admission checks';
+//   - one edit's checks run one at a time, each within the admission check's timeout.
+//
+// ServiceAccounts created after their mapping are checked at admission
+// (serviceaccount.Handler.Mapped).
 package mappingcheck
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +32,8 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/irsa-webhook/irsa-webhook/webhook/admission"
 	"github.com/irsa-webhook/irsa-webhook/webhook/irsa"
@@ -34,10 +48,19 @@ const MaxChecks = 100
 // maxNote bounds an Event's note, as the admission handler does.
 const maxNote = 1000
 
-// ServiceAccounts finds a ServiceAccount's IRSA view (package sacache's Cache is one).
+// ServiceAccounts finds a ServiceAccount's IRSA view, and lists the cached ones (package
+// sacache's Cache is one).
 type ServiceAccounts interface {
 	ServiceAccount(ctx context.Context, namespace, name string) (sa irsa.Object, found bool, err error)
+	// EachServiceAccount calls f with every cached ServiceAccount until f returns false.
+	EachServiceAccount(f func(namespace, name string) bool)
+	// HasSynced reports whether the cache holds every ServiceAccount.
+	HasSynced() bool
 }
+
+// syncPoll is how often a check waits for the ServiceAccount cache to sync (at start-up,
+// the mapping is often read first).
+const syncPoll = 100 * time.Millisecond
 
 // Checker checks mapped roles. Its fields are those of the ServiceAccount admission handler
 // it runs beside (New copies them).
@@ -77,15 +100,22 @@ func New(h *serviceaccount.Handler, rec serviceaccount.EventRecorder, sas Servic
 func (c *Checker) Changed(ctx context.Context) func(prev, next *mapping.Mapping) {
 	return func(prev, next *mapping.Mapping) {
 		changes, more := mapping.Changes(prev, next, MaxChecks)
-		if len(changes) == 0 {
+		wildcards := mapping.WildcardNames(prev, next)
+		if len(changes) == 0 && len(wildcards) == 0 {
 			return
-		}
-		if more > 0 {
-			c.Log.Info("mapped roles not checked: too many changes in one edit", "checked", len(changes), "notChecked", more)
 		}
 		go func() {
 			c.mu.Lock()
 			defer c.mu.Unlock()
+			if len(wildcards) > 0 {
+				if err := wait.PollUntilContextCancel(ctx, syncPoll, true, func(context.Context) (bool, error) { return c.ServiceAccounts.HasSynced(), nil }); err != nil {
+					return
+				}
+				changes, more = c.throughWildcards(prev, next, wildcards, changes, more)
+			}
+			if more > 0 {
+				c.Log.Info("mapped roles not checked: too many changes in one edit", "checked", len(changes), "notChecked", more, "max", MaxChecks)
+			}
 			for _, ch := range changes {
 				if ctx.Err() != nil {
 					return
@@ -94,6 +124,34 @@ func (c *Checker) Changed(ctx context.Context) func(prev, next *mapping.Mapping)
 			}
 		}()
 	}
+}
+
+// throughWildcards adds to changes the cached ServiceAccounts called one of names that next
+// maps anew through a wildcard entry, up to MaxChecks in all, counting the rest in more.
+func (c *Checker) throughWildcards(prev, next *mapping.Mapping, names []string, changes []mapping.Change, more int) ([]mapping.Change, int) {
+	wanted := sets.New(names...)
+	listed := sets.New[string]()
+	for _, ch := range changes {
+		listed.Insert(ch.Namespace + "/" + ch.Name)
+	}
+	var found []mapping.Change
+	c.ServiceAccounts.EachServiceAccount(func(ns, name string) bool {
+		if !wanted.Has(name) || c.Excluded.Excludes(ns) || !next.MatchesWildcard(ns, name) || listed.Has(ns+"/"+name) {
+			return true
+		}
+		if e, ok := mapping.Changed(prev, next, ns, name); ok {
+			if len(changes)+len(found) >= MaxChecks {
+				more++
+				return true
+			}
+			found = append(found, mapping.Change{Namespace: ns, Name: name, Entry: e})
+		}
+		return true
+	})
+	slices.SortFunc(found, func(a, b mapping.Change) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	return append(changes, found...), more
 }
 
 func (c *Checker) check(ctx context.Context, ch mapping.Change) {

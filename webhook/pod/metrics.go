@@ -18,6 +18,7 @@ const (
 	OutcomeSkipped               Outcome = "skipped"
 	OutcomeMissingServiceAccount Outcome = "missing_service_account"
 	OutcomeInvalidAnnotation     Outcome = "invalid_annotation"
+	OutcomeRoleNotComposed       Outcome = "role_not_composed" // --compose-role-arn: the webhook's AWS account is not known yet
 	OutcomeExcluded              Outcome = "excluded_namespace"
 	OutcomeTooManyContainers     Outcome = "too_many_containers" // more than irsa.MaxContainers: admitted unchanged
 	OutcomeCanceled              Outcome = "canceled"            // the request's context ended first
@@ -36,6 +37,8 @@ func outcomeOf(d irsa.Decision) Outcome {
 		return OutcomeInvalidAnnotation
 	case irsa.Skipped:
 		return OutcomeSkipped
+	case irsa.RoleNotComposed:
+		return OutcomeRoleNotComposed
 	}
 	return OutcomeError
 }
@@ -51,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Mutations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "irsa_webhook_pod_mutations_total",
-			Help: "Pod admissions by outcome: mutated, unchanged, no_role, skipped, missing_service_account, invalid_annotation, excluded_namespace, too_many_containers, canceled, error.",
+			Help: "Pod admissions by outcome: mutated, unchanged, no_role, skipped, missing_service_account, invalid_annotation, role_not_composed (--compose-role-arn: the webhook's AWS account is not known yet), excluded_namespace, too_many_containers, canceled, error.",
 		}, []string{"outcome"}),
 	}
 	if reg != nil {

@@ -199,3 +199,17 @@ func (c *Cache) ServiceAccount(ctx context.Context, namespace, name string) (irs
 		return irsa.Object{Namespace: m.Namespace, Name: m.Name, Annotations: m.Annotations}, true, nil
 	}
 }
+
+// EachServiceAccount calls f with the namespace and name of every ServiceAccount in the cache
+// (no API call), until f returns false.
+func (c *Cache) EachServiceAccount(f func(namespace, name string) bool) {
+	for _, obj := range c.informer.GetStore().List() {
+		m, ok := obj.(*metav1.PartialObjectMetadata)
+		if !ok {
+			continue
+		}
+		if !f(m.Namespace, m.Name) {
+			return
+		}
+	}
+}

@@ -64,10 +64,16 @@ type Handler struct {
 	// on, anyone who can create a ServiceAccount can read any role's trust policy, which only
 	// a single-tenant cluster can accept.
 	DetailedWarnings bool
-	Source           TrustSource
-	Events           EventSink // nil: no events
-	Metrics          *Metrics
-	Log              logr.Logger
+	// Mapped, if set, returns the IRSA annotations that a mapping (the reference webhook's
+	// ConfigMap, --watch-config-map) gives a ServiceAccount that names no role itself, and
+	// the mapping's name; ok is false when it maps none. Such a ServiceAccount is checked when
+	// it is created, or when its own role annotation is removed, and is never denied: the
+	// mapping is the admin's, not the requester's.
+	Mapped  func(namespace, name string) (annotations map[string]string, from string, ok bool)
+	Source  TrustSource
+	Events  EventSink // nil: no events
+	Metrics *Metrics
+	Log     logr.Logger
 }
 
 var saResource = metav1.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
@@ -91,19 +97,23 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 	sa := req.Object
 	p := h.Defaults.AnnotationPrefix
 	roleKey, audKey := irsa.Key(p, irsa.RoleARNAnnotation), irsa.Key(p, irsa.AudienceAnnotation)
+	// The request's namespace, always: the API server makes the object's agree with it, a
+	// direct POST need not.
+	sa.Namespace = req.Namespace
 	rawRole, hasRole := sa.Annotations[roleKey]
+	checked, mappedBy := sa.Annotations, ""
 	if !hasRole {
-		return admission.AllowWithWarnings()
-	}
-	if old := req.OldObject.Annotations; req.Operation == admissionv1.Update && old[roleKey] == rawRole && old[audKey] == sa.Annotations[audKey] {
+		ann, from, ok := h.mapped(req, roleKey)
+		if !ok {
+			return admission.AllowWithWarnings()
+		}
+		checked, mappedBy = ann, "mapped by ConfigMap "+from+": "
+	} else if old := req.OldObject.Annotations; req.Operation == admissionv1.Update && old[roleKey] == rawRole && old[audKey] == sa.Annotations[audKey] {
 		if _, had := old[roleKey]; had {
 			return admission.AllowWithWarnings() // nothing the trust depends on changed
 		}
 	}
-	// The request's namespace, always: the API server makes the object's agree with it, a
-	// direct POST need not.
-	sa.Namespace = req.Namespace
-	v := h.verify(ctx, irsa.Object{Namespace: sa.Namespace, Name: sa.Name, Annotations: sa.Annotations})
+	v := h.verify(ctx, irsa.Object{Namespace: sa.Namespace, Name: sa.Name, Annotations: checked})
 	h.Metrics.Observe(v)
 	if h.Events != nil && !req.IsDryRun() && v.Result != trustpolicy.Trusted {
 		reason := ReasonUnverified
@@ -112,7 +122,7 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 		}
 		// Written in the request's namespace, once the object is stored (see DeferredEvents).
 		h.Events.Record(Event{Namespace: sa.Namespace, Name: sa.Name, UID: sa.UID, Checked: checkedAnnotations(sa.Annotations, roleKey, audKey),
-			Type: corev1.EventTypeWarning, Reason: reason, Note: h.message(v)})
+			Type: corev1.EventTypeWarning, Reason: reason, Note: mappedBy + h.message(v)})
 	}
 	if v.Result != trustpolicy.Trusted {
 		h.Log.V(1).Info("trust check failed", "namespace", sa.Namespace, "serviceAccount", sa.Name, "roleArn", truncate(v.RoleARN, 256), "verdict", v.Result.String(),
@@ -121,11 +131,11 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 		h.Log.V(1).Info("trust check passed with findings", "namespace", sa.Namespace, "serviceAccount", sa.Name, "roleArn", truncate(v.RoleARN, 256),
 			"findings", truncate(strings.Join(v.Reasons, "; "), maxLogFindings))
 	}
-	msg := warningPrefix + h.message(v)
+	msg := warningPrefix + mappedBy + h.message(v)
 	switch {
 	case v.Result == trustpolicy.Trusted && len(v.Notes) == 0 && (len(v.Reasons) == 0 || !h.DetailedWarnings):
 		return admission.AllowWithWarnings() // what is broad about the policy is the admin's business
-	case v.Result == trustpolicy.Trusted:
+	case v.Result == trustpolicy.Trusted, mappedBy != "":
 		return admission.AllowWithWarnings(msg)
 	case v.Result == trustpolicy.NotTrusted && h.Mode == Enforce, h.failsClosed():
 		return admission.Deny(http.StatusForbidden, metav1.StatusReasonForbidden, msg)
@@ -135,6 +145,21 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 		return admission.AllowWithWarnings(msg + "; " + admittedUnverified)
 	}
 	return admission.AllowWithWarnings(msg)
+}
+
+// mapped returns the annotations a mapping gives the ServiceAccount of req, which names no
+// role itself, when that is new: at its creation, or when an update removed its own role
+// annotation (the mapping takes over). Mapping edits are checked by package mappingcheck.
+func (h *Handler) mapped(req *admission.Request[corev1.ServiceAccount], roleKey string) (map[string]string, string, bool) {
+	if h.Mapped == nil {
+		return nil, "", false
+	}
+	if req.Operation == admissionv1.Update {
+		if _, had := req.OldObject.Annotations[roleKey]; !had {
+			return nil, "", false
+		}
+	}
+	return h.Mapped(req.Namespace, req.Object.Name)
 }
 
 // failsClosed: enforce mode with --trust-check-fail-closed denies whatever it cannot verify.

@@ -119,6 +119,16 @@ func undecodable(ns string) *admission.Request[corev1.ServiceAccount] {
 
 func role(arn string) map[string]string { return map[string]string{"eks.amazonaws.com/role-arn": arn} }
 
+// mappedTo is a mapping (the reference's ConfigMap) of every ServiceAccount to arn; "" maps none.
+func mappedTo(arn string) func(ns, name string) (map[string]string, string, bool) {
+	return func(string, string) (map[string]string, string, bool) {
+		if arn == "" {
+			return nil, "", false
+		}
+		return role(arn), "kube-system/pod-identity-webhook", true
+	}
+}
+
 func TestHandler(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -131,6 +141,7 @@ func TestHandler(t *testing.T) {
 		wantWarning string // substring; "" = no warning
 		wantEvent   string // reason; "" = no event
 		wantVerdict string // metric label; "" = no check counted
+		mapped      func(ns, name string) (map[string]string, string, bool)
 	}{
 		{name: "trusted", mode: serviceaccount.Warn, req: saRequest(admissionv1.Create, "production", "s3-writer", role(goodRole), nil, false),
 			allowed: true, wantVerdict: "trusted"},
@@ -176,6 +187,19 @@ func TestHandler(t *testing.T) {
 		{name: "undecodable in an excluded namespace, fail closed: allowed", mode: serviceaccount.Enforce, failClosed: true, req: undecodable("kube-system"),
 			allowed: true},
 		{name: "mode off", mode: serviceaccount.Off, req: saRequest(admissionv1.Create, "staging", "s3-writer", role(goodRole), nil, false), allowed: true},
+		{name: "mapped at creation: warned", mode: serviceaccount.Warn, mapped: mappedTo(goodRole), req: saRequest(admissionv1.Create, "staging", "s3-writer", nil, nil, false),
+			allowed: true, wantWarning: `mapped by ConfigMap kube-system/pod-identity-webhook: role ` + goodRole + ` does not trust`, wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
+		{name: "mapped at creation, enforce: warned, not denied (the mapping is the admin's)", mode: serviceaccount.Enforce, failClosed: true, mapped: mappedTo(goodRole),
+			req: saRequest(admissionv1.Create, "staging", "s3-writer", nil, nil, false), allowed: true, wantWarning: "mapped by ConfigMap", wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
+		{name: "mapped and trusted", mode: serviceaccount.Warn, mapped: mappedTo(goodRole), req: saRequest(admissionv1.Create, "production", "s3-writer", nil, nil, false),
+			allowed: true, wantVerdict: "trusted"},
+		{name: "not mapped", mode: serviceaccount.Warn, mapped: mappedTo(""), req: saRequest(admissionv1.Create, "staging", "s3-writer", nil, nil, false), allowed: true},
+		{name: "mapped, its own annotation wins", mode: serviceaccount.Warn, mapped: mappedTo("arn:aws:iam::123456789012:role/Nope"),
+			req: saRequest(admissionv1.Create, "production", "s3-writer", role(goodRole), nil, false), allowed: true, wantVerdict: "trusted"},
+		{name: "mapped, update of other fields: not checked", mode: serviceaccount.Warn, mapped: mappedTo(goodRole),
+			req: saRequest(admissionv1.Update, "staging", "s3-writer", map[string]string{"a": "b"}, map[string]string{}, false), allowed: true},
+		{name: "mapped, update removing its own role: the mapping is checked", mode: serviceaccount.Warn, mapped: mappedTo(goodRole),
+			req: saRequest(admissionv1.Update, "staging", "s3-writer", map[string]string{}, role(goodRole), false), allowed: true, wantWarning: "mapped by ConfigMap", wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,7 +217,7 @@ func TestHandler(t *testing.T) {
 				iss = ""
 			}
 			h := &serviceaccount.Handler{Mode: tc.mode, FailClosed: tc.failClosed, Timeout: time.Second, IssuerURL: iss,
-				Defaults: irsa.NewDefaults(), ExcludedNamespaces: []string{"kube-system"}, Source: src, Events: rec, Metrics: m, Log: logr.Discard()}
+				Defaults: irsa.NewDefaults(), ExcludedNamespaces: []string{"kube-system"}, Source: src, Events: rec, Metrics: m, Log: logr.Discard(), Mapped: tc.mapped}
 			start := time.Now()
 			resp := h.Handle(context.Background(), tc.req)
 			if took := time.Since(start); took > 1500*time.Millisecond {

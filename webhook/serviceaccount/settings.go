@@ -23,6 +23,10 @@ func CheckServiceAccount(ctx context.Context, src TrustSource, issuerURL string,
 	case irsa.InvalidAnnotation:
 		return Verdict{Result: trustpolicy.NotTrusted, RoleARN: s.RoleAnnotation, Subject: trustpolicy.SubjectPrefix + sa.Namespace + ":" + sa.Name,
 			Audience: s.Audience, Reasons: warnings, Cause: strings.Join(warnings, "; ")}, true // about its own annotations
+	case irsa.RoleNotComposed:
+		// Not the requester's mistake: the webhook does not know its account yet.
+		return Verdict{Result: trustpolicy.Undetermined, RoleARN: s.RoleAnnotation, Subject: trustpolicy.SubjectPrefix + sa.Namespace + ":" + sa.Name,
+			Audience: s.Audience, Reasons: warnings, Cause: "the role is a role name, and the AWS account to complete it with is not known yet"}, true
 	}
 	v = Verify(ctx, src, trustpolicy.Request{RoleARN: s.RoleARN, IssuerURL: issuerURL, Namespace: sa.Namespace, ServiceAccount: sa.Name, Audience: s.Audience})
 	v.Reasons = append(v.Reasons, warnings...)
