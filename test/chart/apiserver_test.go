@@ -110,6 +110,25 @@ func TestAPIServer(t *testing.T) {
 		checkKept(t, cp, namespace, fullname, ca)
 	})
 
+	// Trust check only (EKS, next to AWS's managed webhook): installed for real, the API
+	// server holds the ServiceAccount check's configuration and no pod webhook of this release.
+	t.Run("helm install, trust check only", func(t *testing.T) {
+		const rel, ns = "trustonly", "trust-only"
+		out, err := runHelm(t, "install", rel, chartDir(t), "--namespace", ns, "--create-namespace", "--kubeconfig="+cp.KubeconfigPath(), "-f", valuesFile(t, trustOnly))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkNotes(t, out, []string{"Pod mutation is off", "Warning:"}, []string{"env | grep AWS_"})
+		name := rel + "-irsa-webhook"
+		if _, _, err := kubectl(t, cp, nil, "get", "mutatingwebhookconfiguration", name); err == nil {
+			t.Errorf("MutatingWebhookConfiguration %s exists", name)
+		}
+		mustKubectl(t, cp, nil, "get", "validatingwebhookconfiguration", name)
+		if args, _ := mustKubectl(t, cp, nil, "-n", ns, "get", "deployment", name, "-o", "jsonpath={.spec.template.spec.containers[0].args}"); !strings.Contains(args, "--mutate-pods=false") {
+			t.Errorf("Deployment args %s lack --mutate-pods=false", args)
+		}
+	})
+
 	// NOTES.txt, which helm template leaves out, for other values.
 	t.Run("NOTES", func(t *testing.T) {
 		tests := []struct {

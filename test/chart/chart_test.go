@@ -50,8 +50,12 @@ func valueSets() []valueSet {
 		{"IRSA role", values{"serviceAccount": values{"roleArn": "arn:aws:iam::123456789012:role/irsa-webhook"}}},
 		{"everything set", everythingSet()},
 		{"optional objects", values{"networkPolicy": values{"enabled": true}, "metrics": values{"serviceMonitor": values{"enabled": true}}}},
+		{"trust check only", trustOnly},
 	}
 }
+
+// trustOnly runs the trust check only, next to another pod-identity webhook (EKS's).
+var trustOnly = values{"webhook": values{"mutating": values{"enabled": false}}}
 
 // everythingSet sets every value that becomes a flag to something other than its default.
 func everythingSet() values {
@@ -65,6 +69,7 @@ func everythingSet() values {
 			"stsRegionalEndpoint": true,
 			"allowedRoleAccounts": []string{"111111111111", "222222222222"},
 			"configMap":           values{"enabled": true, "name": "kops-mapping"},
+			"composeRoleArn":      true,
 		},
 		"webhook": values{
 			"port":                        10250,
@@ -233,9 +238,20 @@ func TestInvariants(t *testing.T) {
 				t.Errorf("Service metrics port %d does not match --metrics-bind-address=%s", metricsPort.Port, got)
 			}
 
-			mw := mutating(t, r)
-			if mw.ClientConfig.Service == nil || mw.ClientConfig.Service.Name != svc.Name || mw.ClientConfig.Service.Namespace != namespace || *mw.ClientConfig.Service.Port != https.Port {
-				t.Errorf("pod webhook clientConfig %+v does not call Service %s/%s port %d", mw.ClientConfig.Service, namespace, svc.Name, https.Port)
+			var clientConfigs []admissionregistrationv1.WebhookClientConfig
+			if r.has("MutatingWebhookConfiguration", fullname) {
+				clientConfigs = append(clientConfigs, mutating(t, r).ClientConfig)
+			}
+			if r.has("ValidatingWebhookConfiguration", fullname) {
+				clientConfigs = append(clientConfigs, validating(t, r).ClientConfig)
+			}
+			if len(clientConfigs) == 0 {
+				t.Error("no webhook configuration rendered")
+			}
+			for _, cc := range clientConfigs {
+				if cc.Service == nil || cc.Service.Name != svc.Name || cc.Service.Namespace != namespace || *cc.Service.Port != https.Port {
+					t.Errorf("webhook clientConfig %+v does not call Service %s/%s port %d", cc.Service, namespace, svc.Name, https.Port)
+				}
 			}
 		})
 	}
@@ -274,6 +290,8 @@ func TestArgs(t *testing.T) {
 				"--watch-config-map=true",
 				"--config-map-name=kops-mapping",
 				"--config-map-namespace=" + namespace,
+				"--compose-role-arn=true",
+				"--mutate-pods=true",
 				"--port=10250",
 				"--bind-address=0.0.0.0",
 				"--tls-cert-file=/tls/serving.crt",
@@ -343,6 +361,11 @@ func TestArgs(t *testing.T) {
 			name:   "metrics off",
 			values: values{"metrics": values{"enabled": false}},
 			want:   replaced(t, defaults, "--metrics-bind-address=:8080", "--metrics-bind-address=0"),
+		},
+		{
+			name:   "trust check only",
+			values: values{"webhook": values{"mutating": values{"enabled": false}}},
+			want:   replaced(t, without("--mutating-webhook-configuration="), "--mutate-pods=true", "--mutate-pods=false"),
 		},
 	}
 	for _, tt := range tests {
@@ -657,6 +680,7 @@ func TestRBAC(t *testing.T) {
 		{name: "existing ServiceAccount", values: values{"serviceAccount": values{"create": false, "name": "platform-sa"}, "certs": values{"secretName": "serving"}}, serviceAcct: "platform-sa", clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery, tokenReviews, accessReviews, mwc, vwc}, role: secret("serving")},
 		{name: "metrics over plain HTTP", values: values{"metrics": values{"secure": false}}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery, mwc, vwc}, role: secret(fullname + "-tls")},
 		{name: "metrics off", values: values{"metrics": values{"enabled": false}}, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery, mwc, vwc}, role: secret(fullname + "-tls")},
+		{name: "trust check only", values: trustOnly, serviceAcct: fullname, clusterRole: []rbacv1.PolicyRule{serviceAccounts, events, discovery, tokenReviews, accessReviews, vwc}, role: secret(fullname + "-tls")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -216,6 +216,11 @@ func TestTemplateChecks(t *testing.T) {
 			},
 		},
 		{
+			name:   "nothing to do",
+			values: values{"webhook": values{"mutating": values{"enabled": false}}, "trustCheck": values{"mode": "off"}},
+			want:   []string{"webhook.mutating.enabled=false with trustCheck.mode=off"},
+		},
+		{
 			name:   "opt-in on the namespace name",
 			values: values{"webhook": values{"namespaceOptIn": values{"enabled": true, "labelKey": "kubernetes.io/metadata.name"}}},
 			want:   []string{"webhook.namespaceOptIn.labelKey must not be kubernetes.io/metadata.name"},

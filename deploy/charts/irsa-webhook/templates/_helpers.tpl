@@ -175,6 +175,9 @@ is rendered first reports all problems at once, each with what to change.
 {{- if and .Values.webhook.namespaceOptIn.enabled (eq .Values.webhook.namespaceOptIn.labelKey "kubernetes.io/metadata.name") }}
 {{- $errs = append $errs "webhook.namespaceOptIn.labelKey must not be kubernetes.io/metadata.name: list namespaces in webhook.excludedNamespaces instead" }}
 {{- end }}
+{{- if and (not .Values.webhook.mutating.enabled) (eq .Values.trustCheck.mode "off") }}
+{{- $errs = append $errs "webhook.mutating.enabled=false with trustCheck.mode=off leaves the webhook nothing to do: set trustCheck.mode to warn or enforce" }}
+{{- end }}
 {{- if $errs }}
 {{- fail (printf "invalid values:\n  - %s" (join "\n  - " $errs)) }}
 {{- end }}
