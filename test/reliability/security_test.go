@@ -283,7 +283,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	warnings = append(warnings, a.warnings...)
 	malformed := []string{
 		`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"x","object":` + secrets["env AWS_SECRET_ACCESS_KEY"] + `}}`,
-		strings.Replace(string(body), "admission.k8s.io/v1", "admission.k8s.io/v1beta1", 1), // what old API servers send
+		strings.Replace(string(body), "admission.k8s.io/v1", "admission.k8s.io/v2", 1), // a version no API server sends
 		string(body[:len(body)/2]), // cut short inside the pod
 		token,
 	}
