@@ -79,11 +79,9 @@ func TestReferenceDeploymentArgs(t *testing.T) {
 	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "pod-identity-webhook"},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:         "pod-identity-webhook.amazonaws.com",
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: suite.tls.CAPEM},
-			// The reference's file says v1beta1, which this webhook answers with HTTP 400 until
-			// issue 13's v1beta1 support lands; then this should be its ["v1beta1"].
-			AdmissionReviewVersions: []string{"v1"},
+			Name:                    "pod-identity-webhook.amazonaws.com",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: suite.tls.CAPEM},
+			AdmissionReviewVersions: []string{"v1beta1"}, // as the reference's file says
 			SideEffects:             &sideEffects,
 			FailurePolicy:           &fail, // the reference's is Ignore: Fail shows a broken call as an error
 			Rules: []admissionregistrationv1.RuleWithOperations{{
