@@ -46,6 +46,21 @@ split_flags() {
   done
 }
 
+# finish RC PASS-MESSAGE: the run's verdict, then exit RC (for a script's EXIT trap).
+finish() {
+  if (($1 == 0)); then step "PASS: $2"; else step "FAIL (exit $1): see the messages above"; fi
+  exit "$1"
+}
+
+# trap_exit HANDLER: HANDLER runs when the script exits; Ctrl-C and SIGTERM exit with the
+# shell's codes for them (130, 143), through HANDLER.
+trap_exit() {
+  # shellcheck disable=SC2064 # the handler's name is expanded now, on purpose
+  trap "$1" EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
 # quote_cmd ARGS...: the arguments as one shell-ready line (single quotes only where needed).
 quote_cmd() {
   local out="" a safe='^[A-Za-z0-9_./:=@,+%-]+$' q="'\\''"

@@ -176,16 +176,11 @@ on_exit() {
   rm -rf "$WORK"
   if [[ $DRY_RUN == 1 ]]; then
     step "Dry run complete: no command above was run"
-  elif ((rc == 0)); then
-    step "PASS: pods running as $SUBJECT assume $ROLE_NAME and can write to s3://$BUCKET"
-  else
-    step "FAIL (exit $rc): see the messages above"
+    exit "$rc"
   fi
-  exit "$rc"
+  finish "$rc" "pods running as $SUBJECT assume $ROLE_NAME and can write to s3://$BUCKET"
 }
-trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_exit on_exit
 
 if [[ $DRY_RUN == 1 ]]; then
   step "DRY RUN: printing the commands this test would run; <...> marks values found at run time"

@@ -139,16 +139,9 @@ on_exit() {
     note "delete it with  $(quote_cmd "$KIND" delete cluster --name "$CLUSTER")"
   fi
   rm -rf "$WORK"
-  if ((rc == 0)); then
-    step "PASS: a pod running as $SUBJECT got $WANT_ROLE_ARN and a token for $AUDIENCE"
-  else
-    step "FAIL (exit $rc): see the messages above"
-  fi
-  exit "$rc"
+  finish "$rc" "a pod running as $SUBJECT got $WANT_ROLE_ARN and a token for $AUDIENCE"
 }
-trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap_exit on_exit
 
 # ---- tools -------------------------------------------------------------------------------
 step "Tools: kind $KIND_VERSION, kubectl, helm"
