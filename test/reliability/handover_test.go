@@ -1,11 +1,14 @@
 package reliability_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/irsa-webhook/irsa-webhook/certs"
 	"github.com/irsa-webhook/irsa-webhook/test/harness"
@@ -115,8 +119,12 @@ func TestSelfManagedCAHandover(t *testing.T) {
 	rotatedAt := time.Now()
 	b := replica("--cert-validity=" + (certs.DefaultCAValidity - caDue).String())
 	fwd.SetBackends(backend(a), backend(b))
-	// The API server keeps its connections to A; more concurrent requests make it open new
-	// ones, which the forwarder hands to A and B in turn.
+	// The API server keeps the connections it opened to A when B wrote the caBundle, before B
+	// was ready, and more concurrent requests do not always make it open more. A caBundle
+	// with the same two CAs in the other order is a new TLS configuration for it, so it opens
+	// new connections, which the forwarder hands to A and B in turn: A's certificate (old CA)
+	// and B's (new CA) are then both verified against the bundle B wrote.
+	reorderCABundle(ctx, t, name)
 	bursting = true
 	go func() { loadDone <- load(ctx, burst, maxPerW, stop, createPod) }()
 	mutated := func(w *webhook) float64 {
@@ -179,4 +187,34 @@ func servedIssuer(t *testing.T, w *webhook, bundle []byte) string {
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0].Issuer.CommonName
+}
+
+// reorderCABundle writes the caBundle of configuration name's webhooks with its CAs in the
+// reverse order.
+func reorderCABundle(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
+	api := suite.Admin.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		c, err := api.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for i := range c.Webhooks {
+			var blocks [][]byte
+			for rest := c.Webhooks[i].ClientConfig.CABundle; ; {
+				var b *pem.Block
+				if b, rest = pem.Decode(rest); b == nil {
+					break
+				}
+				blocks = append(blocks, pem.EncodeToMemory(b))
+			}
+			slices.Reverse(blocks)
+			c.Webhooks[i].ClientConfig.CABundle = bytes.Join(blocks, nil)
+		}
+		_, err = api.Update(ctx, c, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("reorder the caBundle of %s: %v", name, err)
+	}
 }
