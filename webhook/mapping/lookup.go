@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strings"
 
@@ -175,23 +176,29 @@ func Changes(prev, next *Mapping, max int) (changes []Change, more int) {
 }
 
 // WildcardNames lists, sorted, the ServiceAccount names for which next has a wildcard entry
-// that prev does not have with the same role and audience: ServiceAccounts of those names,
-// in namespaces the entries match, may be mapped anew (check each with Changed).
+// that prev does not have with the same role and audience, or prev had one that next does not
+// (a narrower entry removed lets a wider one map its ServiceAccounts): ServiceAccounts of
+// those names, in namespaces next's entries match, may be mapped anew (check each with Changed).
 func WildcardNames(prev, next *Mapping) []string {
 	if next == nil {
 		return nil
 	}
-	var names []string
-	for name, ws := range next.wildcards {
-		for _, w := range ws {
-			if w.entry.RoleARN != "" && !prev.hasWildcard(name, w) {
-				names = append(names, name)
-				break
+	names := map[string]bool{}
+	differs := func(from, to *Mapping) {
+		for name, ws := range from.wildcards {
+			for _, w := range ws {
+				if w.entry.RoleARN != "" && !to.hasWildcard(name, w) {
+					names[name] = true
+					break
+				}
 			}
 		}
 	}
-	slices.Sort(names)
-	return names
+	differs(next, prev)
+	if prev != nil {
+		differs(prev, next)
+	}
+	return slices.Sorted(maps.Keys(names))
 }
 
 // hasWildcard reports whether m has the wildcard entry w for name, with the same role and audience.

@@ -420,6 +420,15 @@ func TestWildcardChanges(t *testing.T) {
 	if got := WildcardNames(next, next); len(got) != 0 {
 		t.Errorf("WildcardNames of an unchanged mapping = %v, want none", got)
 	}
+	// A narrower wildcard removed: its ServiceAccounts fall through to a wider one's role.
+	narrow := parse(`{"team-a-*/app":{"RoleARN":"` + roleA + `"},"team-*/app":{"RoleARN":"` + roleB + `"}}`)
+	wide := parse(`{"team-*/app":{"RoleARN":"` + roleB + `"}}`)
+	if got, want := WildcardNames(narrow, wide), []string{"app"}; !slices.Equal(got, want) {
+		t.Errorf("WildcardNames after a wildcard entry was removed = %v, want %v", got, want)
+	}
+	if e, ok := Changed(narrow, wide, "team-a-1", "app"); !ok || e.RoleARN != roleB {
+		t.Errorf("Changed(team-a-1/app) = %+v, %v; want the wider entry's role", e, ok)
+	}
 	tests := []struct {
 		ns, name string
 		want     string // "" = not changed
