@@ -60,7 +60,7 @@ func TestMappedRoleIsChecked(t *testing.T) {
 	}()
 
 	e := waitEvent(t, ns, "untrusted", "TrustPolicyMismatch")
-	for _, want := range []string{"mapped by ConfigMap " + mappingNamespace + "/" + mapping.DefaultConfigMapName, "does not trust system:serviceaccount:" + ns + ":untrusted"} {
+	for _, want := range []string{"mapped by the webhook's ConfigMap: ", "does not trust system:serviceaccount:" + ns + ":untrusted"} {
 		if !strings.Contains(e, want) {
 			t.Errorf("event %q does not say %q", e, want)
 		}
@@ -147,7 +147,7 @@ func TestMappedWildcardIsChecked(t *testing.T) {
 
 	for _, ns := range matched {
 		e := waitEvent(t, ns, "wildsa", "TrustPolicyMismatch")
-		for _, want := range []string{"mapped by ConfigMap " + mappingNamespace + "/" + mapping.DefaultConfigMapName, "does not trust system:serviceaccount:" + ns + ":wildsa"} {
+		for _, want := range []string{"mapped by the webhook's ConfigMap: ", "does not trust system:serviceaccount:" + ns + ":wildsa"} {
 			if !strings.Contains(e, want) {
 				t.Errorf("%s: event %q does not say %q", ns, e, want)
 			}
@@ -189,12 +189,12 @@ func TestMappedServiceAccountCreatedLater(t *testing.T) {
 				t.Fatal(err)
 			}
 			w := strings.Join(warnings.Take(""), "\n")
-			for _, want := range []string{"mapped by ConfigMap " + mappingNamespace + "/" + mapping.DefaultConfigMapName, "does not trust system:serviceaccount:" + ns + ":" + name} {
+			for _, want := range []string{"mapped by the webhook's ConfigMap: ", "does not trust system:serviceaccount:" + ns + ":" + name} {
 				if !strings.Contains(w, want) {
 					t.Errorf("warning %q does not say %q", w, want)
 				}
 			}
-			if e := waitEvent(t, ns, name, "TrustPolicyMismatch"); !strings.Contains(e, "mapped by ConfigMap") {
+			if e := waitEvent(t, ns, name, "TrustPolicyMismatch"); !strings.Contains(e, "mapped by the webhook's ConfigMap") {
 				t.Errorf("event %q does not name the ConfigMap", e)
 			}
 			if after := notTrusted(t); after != before+1 {

@@ -195,7 +195,7 @@ func (c *Checker) check(ctx context.Context, ch mapping.Change) {
 	if c.DetailedWarnings {
 		summary = v.Summary()
 	}
-	note := "mapped by ConfigMap " + c.ConfigMap + ": " + summary
+	note := serviceaccount.MappedBy(c.ConfigMap, c.DetailedWarnings) + summary
 	if len(note) > maxNote {
 		note = note[:maxNote] + "…"
 	}

@@ -107,7 +107,7 @@ func (h *Handler) Handle(ctx context.Context, req *admission.Request[corev1.Serv
 		if !ok {
 			return admission.AllowWithWarnings()
 		}
-		checked, mappedBy = ann, "mapped by ConfigMap "+from+": "
+		checked, mappedBy = ann, MappedBy(from, h.DetailedWarnings)
 	} else if old := req.OldObject.Annotations; req.Operation == admissionv1.Update && old[roleKey] == rawRole && old[audKey] == sa.Annotations[audKey] {
 		if _, had := old[roleKey]; had {
 			return admission.AllowWithWarnings() // nothing the trust depends on changed
@@ -224,4 +224,15 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// MappedBy opens the warning and the Event of a ServiceAccount whose role comes from the
+// ConfigMap mapping (configMap is its namespace/name). The tenant is told that the role is
+// mapped, not where the mapping lives (an object in the webhook's namespace that it cannot
+// read), unless detailed warnings are on.
+func MappedBy(configMap string, detailed bool) string {
+	if detailed {
+		return "mapped by ConfigMap " + configMap + ": "
+	}
+	return "mapped by the webhook's ConfigMap: "
 }

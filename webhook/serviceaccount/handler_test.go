@@ -188,9 +188,9 @@ func TestHandler(t *testing.T) {
 			allowed: true},
 		{name: "mode off", mode: serviceaccount.Off, req: saRequest(admissionv1.Create, "staging", "s3-writer", role(goodRole), nil, false), allowed: true},
 		{name: "mapped at creation: warned", mode: serviceaccount.Warn, mapped: mappedTo(goodRole), req: saRequest(admissionv1.Create, "staging", "s3-writer", nil, nil, false),
-			allowed: true, wantWarning: `mapped by ConfigMap kube-system/pod-identity-webhook: role ` + goodRole + ` does not trust`, wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
+			allowed: true, wantWarning: `mapped by the webhook's ConfigMap: role ` + goodRole + ` does not trust`, wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
 		{name: "mapped at creation, enforce: warned, not denied (the mapping is the admin's)", mode: serviceaccount.Enforce, failClosed: true, mapped: mappedTo(goodRole),
-			req: saRequest(admissionv1.Create, "staging", "s3-writer", nil, nil, false), allowed: true, wantWarning: "mapped by ConfigMap", wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
+			req: saRequest(admissionv1.Create, "staging", "s3-writer", nil, nil, false), allowed: true, wantWarning: "mapped by the webhook's ConfigMap", wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
 		{name: "mapped and trusted", mode: serviceaccount.Warn, mapped: mappedTo(goodRole), req: saRequest(admissionv1.Create, "production", "s3-writer", nil, nil, false),
 			allowed: true, wantVerdict: "trusted"},
 		{name: "not mapped", mode: serviceaccount.Warn, mapped: mappedTo(""), req: saRequest(admissionv1.Create, "staging", "s3-writer", nil, nil, false), allowed: true},
@@ -199,7 +199,7 @@ func TestHandler(t *testing.T) {
 		{name: "mapped, update of other fields: not checked", mode: serviceaccount.Warn, mapped: mappedTo(goodRole),
 			req: saRequest(admissionv1.Update, "staging", "s3-writer", map[string]string{"a": "b"}, map[string]string{}, false), allowed: true},
 		{name: "mapped, update removing its own role: the mapping is checked", mode: serviceaccount.Warn, mapped: mappedTo(goodRole),
-			req: saRequest(admissionv1.Update, "staging", "s3-writer", map[string]string{}, role(goodRole), false), allowed: true, wantWarning: "mapped by ConfigMap", wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
+			req: saRequest(admissionv1.Update, "staging", "s3-writer", map[string]string{}, role(goodRole), false), allowed: true, wantWarning: "mapped by the webhook's ConfigMap", wantEvent: serviceaccount.ReasonMismatch, wantVerdict: "not_trusted"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
