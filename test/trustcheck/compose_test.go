@@ -25,12 +25,33 @@ func startWebhook(t *testing.T, mode string, env []string, args ...string) *webh
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	p, tls := startProcess(t, mode, suite.cp.KubeconfigPath(), env, args...)
+	if err := p.WaitReady(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	registerTrustCheck(ctx, t, mode, p, tls)
+	mc := webhookproc.PodWebhookConfiguration("irsa-trustcheck-"+mode, p.URL(webhookproc.PodPath), tls.CAPEM, admissionregistrationv1.Ignore)
+	mc.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{modeLabel: mode}}
+	reg := suite.cs.AdmissionregistrationV1()
+	if _, err := reg.MutatingWebhookConfigurations().Create(ctx, mc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = reg.MutatingWebhookConfigurations().Delete(context.Background(), mc.Name, metav1.DeleteOptions{})
+	})
+	return p
+}
+
+// startProcess starts a webhook with args (after a short trust-check timeout and debug logs)
+// against kubeconfig, stopped at the end of the test, its log shown if the test failed.
+func startProcess(t *testing.T, mode, kubeconfig string, env []string, args ...string) (*webhookproc.Process, webhookproc.TLS) {
+	t.Helper()
 	tls, err := webhookproc.WriteServingCert(t.TempDir(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := webhookproc.Start(webhookproc.Options{
-		Binary: suite.binary, Kubeconfig: suite.cp.KubeconfigPath(), TLS: tls,
+		Binary: suite.binary, Kubeconfig: kubeconfig, TLS: tls,
 		LogPath: filepath.Join(suite.dir, mode+".log"), Env: env,
 		Args: append([]string{"--trust-check-timeout=" + checkTimeout.String(), "--log-level=debug"}, args...),
 	})
@@ -43,28 +64,22 @@ func startWebhook(t *testing.T, mode string, env []string, args ...string) *webh
 		}
 		_ = p.Stop()
 	})
-	if err := p.WaitReady(ctx, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	selector := &metav1.LabelSelector{MatchLabels: map[string]string{modeLabel: mode}}
-	vc := webhookproc.ServiceAccountWebhookConfiguration("irsa-trustcheck-"+mode, p.URL(webhookproc.ServiceAccountPath), tls.CAPEM, admissionregistrationv1.Fail)
-	vc.Webhooks[0].NamespaceSelector = selector
-	mc := webhookproc.PodWebhookConfiguration("irsa-trustcheck-"+mode, p.URL(webhookproc.PodPath), tls.CAPEM, admissionregistrationv1.Ignore)
-	mc.Webhooks[0].NamespaceSelector = selector
+	return p, tls
+}
+
+// registerTrustCheck points the API server's ServiceAccount admission (failurePolicy Fail) at
+// p for namespaces labelled with mode, until the end of the test.
+func registerTrustCheck(ctx context.Context, t *testing.T, mode string, p *webhookproc.Process, tls webhookproc.TLS) {
+	t.Helper()
+	cfg := webhookproc.ServiceAccountWebhookConfiguration("irsa-trustcheck-"+mode, p.URL(webhookproc.ServiceAccountPath), tls.CAPEM, admissionregistrationv1.Fail)
+	cfg.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{modeLabel: mode}}
 	reg := suite.cs.AdmissionregistrationV1()
-	if _, err := reg.ValidatingWebhookConfigurations().Create(ctx, vc, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	if _, err := reg.ValidatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("register %s webhook: %v", mode, err)
 	}
 	t.Cleanup(func() {
-		_ = reg.ValidatingWebhookConfigurations().Delete(context.Background(), vc.Name, metav1.DeleteOptions{})
+		_ = reg.ValidatingWebhookConfigurations().Delete(context.Background(), cfg.Name, metav1.DeleteOptions{})
 	})
-	if _, err := reg.MutatingWebhookConfigurations().Create(ctx, mc, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = reg.MutatingWebhookConfigurations().Delete(context.Background(), mc.Name, metav1.DeleteOptions{})
-	})
-	return p
 }
 
 // waitTrustCheck waits until the API server calls the trust check for namespace ns: a dry

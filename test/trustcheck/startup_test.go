@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -116,32 +115,8 @@ func startEnforce(t *testing.T, mode, kubeconfig string, env []string) *webhookp
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tls, err := webhookproc.WriteServingCert(t.TempDir(), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := webhookproc.Start(webhookproc.Options{
-		Binary: suite.binary, Kubeconfig: kubeconfig, TLS: tls,
-		LogPath: filepath.Join(suite.dir, mode+".log"), Env: env,
-		Args: []string{"--trust-check=enforce", "--trust-check-timeout=" + checkTimeout.String(), "--log-level=debug"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("webhook log:%s", p.LogTail())
-		}
-		_ = p.Stop()
-	})
-	cfg := webhookproc.ServiceAccountWebhookConfiguration("irsa-trustcheck-"+mode, p.URL(webhookproc.ServiceAccountPath), tls.CAPEM, admissionregistrationv1.Fail)
-	cfg.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{modeLabel: mode}}
-	if _, err := suite.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("register %s webhook: %v", mode, err)
-	}
-	t.Cleanup(func() {
-		_ = suite.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), cfg.Name, metav1.DeleteOptions{})
-	})
+	p, tls := startProcess(t, mode, kubeconfig, env, "--trust-check=enforce")
+	registerTrustCheck(ctx, t, mode, p, tls)
 	return p
 }
 

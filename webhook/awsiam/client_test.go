@@ -82,7 +82,10 @@ func TestNewClientEndpointFromEnvironment(t *testing.T) {
 	}
 }
 
-func TestCallerAccount(t *testing.T) {
+// localSTSConfig is an AWS config signing for a local IAM/STS endpoint, with no AWS
+// setting of the machine's environment in effect.
+func localSTSConfig(t *testing.T) aws.Config {
+	t.Helper()
 	isolateAWSEnv(t)
 	srv := iamserver.New()
 	t.Cleanup(srv.Close)
@@ -92,6 +95,11 @@ func TestCallerAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+func TestCallerAccount(t *testing.T) {
+	cfg := localSTSConfig(t)
 	got, err := awsiam.CallerAccount(context.Background(), cfg)
 	if err != nil || got != iamserver.CallerAccount {
 		t.Fatalf("CallerAccount = %q, %v; want %q", got, err, iamserver.CallerAccount)
@@ -101,15 +109,7 @@ func TestCallerAccount(t *testing.T) {
 // TestCallerIdentity: --compose-role-arn's partition and account, from the local STS
 // (GetCallerIdentity, SigV4 signed).
 func TestCallerIdentity(t *testing.T) {
-	isolateAWSEnv(t)
-	srv := iamserver.New()
-	t.Cleanup(srv.Close)
-	cfg, err := awsiam.LoadConfig(context.Background(), "us-east-1",
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")),
-		config.WithBaseEndpoint(srv.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := localSTSConfig(t)
 	got, err := awsiam.CallerIdentity(context.Background(), cfg)
 	if want := (irsa.Account{Partition: "aws", ID: iamserver.CallerAccount}); err != nil || got != want {
 		t.Fatalf("CallerIdentity = %+v, %v; want %+v", got, err, want)
